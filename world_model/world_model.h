@@ -1,0 +1,76 @@
+// world_model/world_model.h — the neural engine: an action-conditioned autoregressive latent diffusion model.
+//
+//   auto model = dc::WorldModel::load(dc::asset_path("models/default.json"), "cpu");   // checks names/shapes/sha
+//   dc::Session session(model, dc::SessionConfig{});
+//   session.reset(start_frame, "the brick walls are dark red");        // start from a real frame of the game
+//   dc::game::Image frame;  dc::FrameStats stats;
+//   session.step(action, frame, &stats);                                // one model frame (S denoising steps)
+//   session.set_attention(dc::AttentionSpec::parse("tempcache+annsa"));  // applies from the next frame
+//
+// The model (weights, immutable, shareable across threads) is separate from the Session (per-run state: KV caches,
+// prompt encoding, RNG), like llama.cpp's model vs context. No torch types in this header.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "attention/attention.h"
+#include "game/game.h"
+
+namespace dc {
+
+class WorldModel;
+using WorldModelPtr = std::shared_ptr<const WorldModel>;
+
+// Timings and sizes of one Session::step, for the overlay, recordings and benchmarks.
+struct FrameStats {
+    int64_t frame = 0;
+    double denoise_ms = 0, commit_ms = 0, decode_ms = 0;
+    int64_t cache_tokens = 0, cache_bytes = 0;          // all layers
+    std::vector<int64_t> layer_tokens, layer_bytes;     // per layer
+    AttentionStats attention;                           // accumulated over the frame's calls
+    int64_t gpu_allocated_bytes = 0, gpu_reserved_bytes = 0;   // CUDA only
+};
+
+struct SessionConfig {
+    int n_steps = 4;                       // S Euler steps per frame (1..16)
+    AttentionSpec attention;               // dense by default
+    uint64_t seed = 0;                     // noise seed; same seed + inputs => same frames on CPU
+    int64_t max_cache_tokens = 0;          // per-layer budget (0 = unbounded)
+};
+
+class WorldModel {
+public:
+    // Loads the JSON config + safetensors shards it names; verifies names, shapes, dtypes and SHA-256, and throws
+    // dc::Error saying exactly what mismatched. device: "cpu" or "cuda[:N]".
+    static WorldModelPtr load(const std::string& config_path, const std::string& device = "cpu");
+    virtual ~WorldModel() = default;
+    virtual std::string describe() const = 0;   // one line: params, layers, width, training steps
+    virtual std::string device() const = 0;
+    virtual int n_layers() const = 0;
+    virtual int frame_width() const = 0;
+    virtual int frame_height() const = 0;
+};
+
+class Session {
+public:
+    Session(WorldModelPtr model, SessionConfig config);
+    ~Session();
+    // Starts a run from a real frame (encoded into the first context frame) and a prompt (throws on bad words).
+    void reset(const game::Image& start_frame, const std::string& prompt);
+    // Generates the next frame for this action.
+    void step(const game::Action& action, game::Image& out, FrameStats* stats = nullptr);
+    void set_prompt(const std::string& prompt);        // from the next frame; throws dc::Error on unknown words
+    void set_attention(const AttentionSpec& spec);     // from the next frame; throws on bad spec
+    void set_steps(int n_steps);                       // 1..16
+    const SessionConfig& config() const;
+    int64_t frame() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> m_impl;
+};
+
+}  // namespace dc
