@@ -55,6 +55,8 @@ struct Material {
     std::array<uint8_t, 3> color{128, 128, 128};   // base colour
     Pattern pattern = Pattern::plain;
     float brightness = 1.f;                        // multiplier, 0.3 (dark) .. 1.6 (bright)
+    bool operator==(const Material& o) const;
+    bool operator!=(const Material& o) const { return !(*this == o); }
 };
 
 // Names of the wall materials (the level's digits 1..N map to them in order), then "floor" and "ceiling".
@@ -68,17 +70,18 @@ constexpr int kNumMaterials = kNumWallMaterials + 2;
 // The full look of the world: one Material per material slot plus global effects.
 struct Style {
     std::array<Material, kNumMaterials> materials;
-    float fog = 0.08f;          // fog density per cell of distance (0 = none)
-    std::array<uint8_t, 3> fog_color{0, 0, 0};
+    float fog = 0.08f;          // fog density per cell of distance (0 = none): colour * e^(-fog * distance)
+    std::array<uint8_t, 3> fog_color{0, 0, 0};   // what distance fades to (defaults(): a dark blue-grey haze)
     float light = 1.f;          // global light level
-    static Style defaults();    // the look of the empty prompt
+    static Style defaults();    // the look of the empty prompt (materials listed in game/README.md)
     bool operator==(const Style& o) const;
 };
 
-// The fixed prompt vocabulary and grammar (assets/prompt_vocab.txt). A prompt is clauses separated by ';' or ',':
+// The fixed prompt vocabulary and grammar (assets/prompt_vocab.txt). A prompt is clauses separated by ';' ',' or '.':
 //   "the <material> walls are <colour-words> [and <pattern>]" | "the floor is ..." | "the ceiling is ..." |
 //   "<fog-amount> fog" | "<light-level> light"   (exact grammar in the vocabulary file's header)
-// Unknown words or malformed clauses throw dc::Error naming the word/clause and listing what is accepted there.
+// Unknown words or malformed clauses throw dc::Error naming the word, its position (word number and column) and
+// listing the words accepted there. A clause changes only the materials (or the fog/light) it names.
 class Vocabulary {
 public:
     static Vocabulary load(const std::string& path);
@@ -86,10 +89,12 @@ public:
     // Parses a prompt into a Style (starting from Style::defaults()); clauses apply left to right.
     Style parse(const std::string& prompt) const;
     // Token ids of a prompt for the world model's cross-attention, padded with pad_id() to max_len (0 = no pad).
-    // Ids are stable: the position of the word in the vocabulary file. Throws like parse() on unknown words.
+    // Ids are stable: the position of the word in the vocabulary file. One sep_id() between non-empty clauses.
+    // Throws like parse() on unknown words and malformed clauses, and when there are more than max_len tokens.
     std::vector<int32_t> tokenize(const std::string& prompt, int max_len = 128) const;
     int size() const;   // number of token ids, including the pad and separator tokens
     int pad_id() const;
+    int sep_id() const;   // the clause-separator token
     const std::vector<std::string>& words() const;
 
 private:
@@ -97,9 +102,10 @@ private:
     std::shared_ptr<const Impl> m_impl;
 };
 
-// A grid level from an ASCII file: '#'-free format documented in assets/levels/README.md:
+// A grid level from an ASCII file (format in assets/levels/README.md; lines starting with '#' are comments):
 // '1'..'6' walls of material 1..6, '.' floor, 'D' door (slides open on use), 'S' spawn (facing east unless
 // one of '>' 'v' '<' '^' is used instead of 'S'), 'o' a moving sprite's start (patrols along its corridor).
+// The border must be walls; exactly one spawn; a door sits between walls on two opposite sides.
 struct Level {
     std::string name;
     int width = 0;
@@ -125,10 +131,10 @@ struct GameConfig {
 // Dynamic state visible to agents and tests.
 struct DoorState {
     int x = 0, y = 0;
-    float open = 0.f;        // 0 closed .. 1 fully open
-    bool opening = false;
+    float open = 0.f;        // 0 closed .. 1 fully open (1 s to open; open doors stay open until reset)
+    bool opening = false;    // sliding now
 };
-struct SpriteState {
+struct SpriteState {          // a floating orb; sprites do not collide with the player
     float x = 0.f, y = 0.f;
 };
 
@@ -146,8 +152,12 @@ public:
 
     void reset(uint64_t seed);        // spawn pose, doors closed, sprites at start; the seed varies nothing visible
                                       // except what documents say it varies (sprite phase)
-    void step(const Action& action);  // one tick: turn, move with collision (sliding along walls), doors, sprites
-    void render(Image& out) const;    // resizes out to width x height on first use
+    // One tick: `use` (opens the door whose cell is the first solid one straight ahead, if its centre is within
+    // 1.5 cells), turn, move with collision (sliding along walls), doors slide, sprites advance.
+    void step(const Action& action);
+    // Resizes out to width x height on first use. Uses per-game scratch buffers: do not render one Game from two
+    // threads at once (copies are independent).
+    void render(Image& out) const;
 
     const Pose& pose() const;
     void set_pose(const Pose& pose);  // for tests and scripted starts; no collision check
@@ -156,8 +166,8 @@ public:
     const GameConfig& config() const;
     const std::vector<DoorState>& doors() const;
     const std::vector<SpriteState>& sprites() const;
-    bool is_solid(float x, float y) const;   // wall or closed door at that point
-    // Distance to the first wall along a ray from the player's position (for agents).
+    bool is_solid(float x, float y) const;   // wall or not fully open door at that point
+    // Distance from the player's position along `angle` to the first solid cell (walls, doors not fully open).
     float ray_distance(float angle) const;
 
 private:
@@ -172,12 +182,14 @@ public:
     virtual Action act(const Game& game) = 0;
     virtual std::string name() const = 0;
 };
-// Names: "random_walk" (momentum), "wall_follow", "explore", "turn360", "go_and_return", "door_use".
+// Names: "random_walk" (momentum), "wall_follow", "explore", "turn360", "go_and_return", "door_use"
+// (behaviours described in game/README.md). Actions are analog and smoothed; every agent escapes when stuck.
 std::unique_ptr<Agent> make_agent(const std::string& name, uint64_t seed);   // throws dc::Error listing names
 const std::vector<std::string>& agent_names();
 
-// Action scripts (text): one action per line "forward strafe turn use" (use 0/1); '#' comments; a line
-// "repeat N" repeats the previous action N more times. Used by --headless play, tests and benchmarks.
+// Action scripts (text): one action per line "forward strafe turn use" (axes in [-1, 1], use 0/1); '#' comments;
+// a line "repeat N" repeats the previous action N more times. Used by --headless play, tests and benchmarks.
+// Errors name source_name:line (load_action_script: the path) and what was expected.
 std::vector<Action> parse_action_script(const std::string& text, const std::string& source_name);
 std::vector<Action> load_action_script(const std::string& path);
 
