@@ -1,0 +1,99 @@
+// app/play.h — `dreamcaster play`: the frame loop, windowed (GLFW + ImGui) or headless, on any Engine.
+//
+//   dc::app::PlayOptions options;  options.headless = true;  options.frames = 100;
+//   int code = dc::app::run_play(options);      // 0 ok, 2 no display (windowed); throws dc::Error otherwise
+//
+// One loop, two front ends (like instant-ngp's --no-gui): the headless loop steps the engine as fast as it can
+// from the scripted actions; the windowed loop ticks the game at its fixed rate (15 Hz) with an accumulator while
+// drawing at the display's rate, so a slow or fast monitor changes smoothness, never game speed.
+//
+// Frame numbering: frame 0 is the level start (after reset); frame N is the image after N ticks. --frames N stops
+// after frame N is shown; --screenshot-at N saves frame N; the actions file gives the action of tick i on line i.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "game/game.h"
+
+namespace dc::app {
+
+struct PlayOptions {
+    std::string engine = "reference";   // which engine makes the frames (see engine.h); reference until neural ships
+    std::string level = "e1m1";         // level in assets/levels/
+    std::string prompt;                 // style prompt ("" = default look); editable live in the overlay
+    uint64_t seed = 0;                  // game seed
+    int scale = 5;                      // game pixels -> screen pixels (5 x 128 = 640: fits a 720p screen)
+    int window_width = 0;               // window size; 0 = from scale (game view + side panel)
+    int window_height = 0;
+    std::string actions_path;           // scripted actions (game.h format); windowed: keys take over after the end
+    int64_t frames = -1;                // stop after this frame (-1 = until quit; headless: the script's length)
+    int64_t screenshot_at = -1;         // save a screenshot of this frame (-1 = none)
+    std::string screenshot_path;        // where; "" = dreamcaster-frameN.png
+    bool headless = false;              // no window, no GLFW/SDL: run the script as fast as possible
+    std::string metrics_path;           // per-frame CSV (frame, pose, timings); "" = none
+    std::string dump_frames_dir;        // headless: every frame as DIR/frame_000000.png
+    bool fullscreen = false;            // start fullscreen (F11 toggles)
+    bool smooth = false;                // bilinear upscaling instead of nearest
+    bool overlay = true;                // the ImGui side panel (stats, prompt, messages)
+    std::string bindings_path;          // key bindings; "" = assets/bindings.json
+};
+
+// Runs play; returns the exit code (kExitOk, kExitNoDisplay). Throws dc::Error for bad options and files.
+int run_play(const PlayOptions& options);
+
+// Fixed-rate game clock for a variable-rate display loop: add() each display frame's duration, then consume one
+// tick while due(). After a stall the backlog is capped (the game slows down instead of racing to catch up).
+class TickClock {
+public:
+    explicit TickClock(double tick_seconds, int max_backlog_ticks = 4);
+    void add(double seconds);
+    bool due() const { return m_acc >= m_tick; }
+    void consume() { m_acc -= m_tick; }
+    void reset() { m_acc = 0; }
+    double tick_seconds() const { return m_tick; }
+
+private:
+    double m_tick;
+    double m_max;
+    double m_acc = 0;
+};
+
+// Layout of the window: the game view on the left, the overlay panel on the right (when shown).
+struct Layout {
+    int game_x = 0, game_y = 0, game_w = 0, game_h = 0;     // where the frame is drawn
+    int panel_x = 0, panel_y = 0, panel_w = 0, panel_h = 0;  // the overlay panel (w = 0 when hidden)
+};
+constexpr int kPanelWidth = 360;   // px; room for the plots and a readable prompt box
+constexpr int kMinWindowHeight = 480;   // px; the panel's sections fit without scrolling
+Layout compute_layout(int fb_width, int fb_height, int frame_w, int frame_h, bool overlay, bool smooth);
+// The window size `dreamcaster play` asks for: the game view at `scale` plus the panel.
+void default_window_size(int frame_w, int frame_h, int scale, bool overlay, int& width, int& height);
+
+// The action file's actions ([] when path is empty).
+std::vector<game::Action> load_actions(const std::string& path);
+
+// Writes an RGB8 PNG without external libraries (stored deflate): headless builds have no stb.
+void write_png_rgb(const std::string& path, const game::Image& image);
+
+// Per-frame CSV: frame,x,y,angle,step_ms,display_ms (pose fields empty when the engine has no pose).
+class MetricsWriter {
+public:
+    explicit MetricsWriter(const std::string& path);   // "" = disabled; throws dc::Error if it cannot be created
+    ~MetricsWriter();
+    void row(int64_t frame, const game::Pose* pose, double step_ms, double display_ms);
+    bool enabled() const { return m_file != nullptr; }
+
+private:
+    void* m_file = nullptr;   // FILE*
+};
+
+// The message (stderr) for `play` without a display: why, and how to run headless or under xvfb-run.
+void print_no_display(const std::string& why);
+
+#if DC_GUI
+int run_play_window(const PlayOptions& options);   // play_window.cpp
+#endif
+
+}  // namespace dc::app

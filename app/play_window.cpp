@@ -1,0 +1,257 @@
+// The windowed frame loop of `dreamcaster play`: poll -> commands -> fixed-rate ticks -> upload -> panels -> present.
+#include <imgui.h>
+
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <ctime>
+#include <memory>
+#include <thread>
+
+#include "app/commands.h"
+#include "app/engine.h"
+#include "app/panels/panels.h"
+#include "app/play.h"
+#include "common/common.h"
+#include "input/input.h"
+#include "render/render.h"
+
+namespace dc::app {
+
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string timestamped_screenshot_name(int64_t frame) {
+    const std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    char name[96];
+    std::snprintf(name, sizeof(name), "dreamcaster-%04d%02d%02d-%02d%02d%02d-frame%06" PRId64 ".png", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frame);
+    return name;
+}
+
+}  // namespace
+
+int run_play_window(const PlayOptions& o) {
+    // Everything that can fail on bad input fails before a window opens.
+    const input::Bindings bindings =
+        o.bindings_path.empty() ? input::Bindings::load_default() : input::Bindings::load(o.bindings_path);
+    const std::vector<game::Action> script = load_actions(o.actions_path);
+    EngineConfig ec;
+    ec.level = o.level;
+    ec.prompt = o.prompt;
+    ec.seed = o.seed;
+    std::unique_ptr<Engine> engine = make_engine(o.engine, ec);
+    game::Image frame;
+    engine->reset(o.seed, frame);
+
+    render::PresenterConfig pc;
+    pc.title = "Dreamcaster";
+    if (o.window_width > 0 && o.window_height > 0) {
+        pc.width = o.window_width;
+        pc.height = o.window_height;
+    } else {
+        default_window_size(frame.width, frame.height, o.scale, o.overlay, pc.width, pc.height);
+    }
+    pc.fullscreen = o.fullscreen;
+    pc.smooth = o.smooth;
+    std::unique_ptr<render::Presenter> presenter;
+    try {
+        presenter = std::make_unique<render::Presenter>(pc);
+    } catch (const render::NoDisplayError& e) {
+        print_no_display(e.message());
+        return kExitNoDisplay;
+    }
+    dc::log(LogLevel::info, presenter->gl_info());
+    input::Keyboard keyboard(presenter->window(), &bindings);
+    std::unique_ptr<input::Gamepads> pads;
+
+    OverlayState ov;
+    ov.engine_name = engine->name();
+    ov.level = o.level;
+    ov.tick_hz = engine->tick_hz();
+    ov.prompt_edit = ov.prompt_applied = engine->prompt();
+    ov.bindings = &bindings;
+    ov.smooth = o.smooth;
+    ov.scripted = !script.empty();
+    ov.script_length = static_cast<int64_t>(script.size());
+    ov.now = presenter->time();
+    try {
+        pads = std::make_unique<input::Gamepads>(&bindings);
+    } catch (const dc::Error& e) {
+        ov.post(std::string("no gamepad support: ") + e.message(), true);
+        dc::log(LogLevel::warn, e.message());
+    }
+
+    MetricsWriter metrics(o.metrics_path);
+    TickClock clock(1.0 / engine->tick_hz());
+    bool paused = false, step_once = false, pending_use = false;
+    bool auto_shot_done = o.screenshot_at < 0;
+    bool frame_dirty = true;
+    double last_display_ms = 0;
+    const std::string auto_shot_path =
+        o.screenshot_path.empty() ? "dreamcaster-frame" + std::to_string(o.screenshot_at) + ".png" : o.screenshot_path;
+
+    auto tick = [&] {
+        const int64_t f = engine->stats().frame;
+        game::Action a;
+        if (f < static_cast<int64_t>(script.size())) {
+            a = script[f];
+        } else {
+            a = input::make_action(keyboard.held(), pads ? pads->state() : input::PadState{}, bindings);
+            a.use = pending_use;
+        }
+        pending_use = false;
+        engine->step(a, frame);
+        ov.last_action = a;
+        ov.step_ms.push(static_cast<float>(engine->stats().step_ms));
+        const auto pose = engine->pose();
+        metrics.row(engine->stats().frame, pose ? &*pose : nullptr, engine->stats().step_ms, last_display_ms);
+        frame_dirty = true;
+    };
+    // Ticks wait while the frame that must be screenshotted (or the last frame) is on screen.
+    auto may_tick = [&] {
+        const int64_t f = engine->stats().frame;
+        if (o.frames >= 0 && f >= o.frames) return false;
+        if (!auto_shot_done && f == o.screenshot_at) return false;
+        return true;
+    };
+
+    double last = presenter->time();
+    while (!presenter->should_close()) {
+        const auto frame_start = std::chrono::steady_clock::now();
+        presenter->poll_events();
+        ov.now = presenter->time();
+
+        // Commands: keys (unless a text box has the keyboard) and gamepad buttons.
+        keyboard.set_captured(ImGui::GetIO().WantCaptureKeyboard);
+        ov.keyboard_captured = keyboard.captured();
+        std::vector<input::Command> commands = keyboard.take_pressed();
+        if (pads) {
+            pads->poll();
+            for (input::Command c : pads->take_pressed()) commands.push_back(c);
+            for (const std::string& m : pads->take_messages()) ov.post(m, m.find("disconnected") != std::string::npos);
+            const input::PadState& ps = pads->state();
+            if (ps.connected) {
+                ov.gamepad_name = ps.name;
+                ov.gamepad_lost.clear();
+            } else if (!ov.gamepad_name.empty()) {
+                ov.gamepad_lost = ov.gamepad_name;
+                ov.gamepad_name.clear();
+            }
+        }
+        bool user_shot = false;
+        for (input::Command c : commands) {
+            switch (c) {
+                case input::Command::use: pending_use = true; break;
+                case input::Command::pause: paused = !paused; break;
+                case input::Command::step:
+                    if (paused) step_once = true;
+                    break;
+                case input::Command::reset:
+                    engine->reset(o.seed, frame);
+                    clock.reset();
+                    frame_dirty = true;
+                    ov.post("reset to the level start");
+                    break;
+                case input::Command::screenshot: user_shot = true; break;
+                case input::Command::fullscreen: presenter->set_fullscreen(!presenter->fullscreen()); break;
+                case input::Command::help: ov.show_help = !ov.show_help; break;
+                case input::Command::quit: presenter->request_close(); break;
+                default: break;
+            }
+        }
+
+        // Game time: fixed ticks from the accumulated display time.
+        const double now = presenter->time();
+        if (!paused) clock.add(now - last);
+        last = now;
+        while (clock.due() && may_tick()) {
+            clock.consume();
+            tick();
+        }
+        if (paused && step_once && may_tick()) tick();
+        step_once = false;
+
+        if (frame_dirty) {
+            presenter->upload(0, frame.rgb.data(), frame.width, frame.height);
+            frame_dirty = false;
+        }
+
+        // Draw.
+        presenter->set_smooth(ov.smooth);
+        int fw = 0, fh = 0;
+        presenter->framebuffer_size(fw, fh);
+        const Layout lay = compute_layout(fw, fh, frame.width, frame.height, o.overlay, ov.smooth);
+        presenter->begin_frame();
+        presenter->draw_image(0, render::Rect{lay.game_x, lay.game_y, lay.game_w, lay.game_h});
+        ov.frame = engine->stats().frame;
+        ov.paused = paused;
+        ov.pose = engine->pose();
+        if (o.overlay) draw_overlay(ov, lay.panel_x, lay.panel_y, lay.panel_w, lay.panel_h);
+        if (ov.show_help) draw_help_panel(ov, lay.game_x, lay.game_y, lay.game_w, lay.game_h);
+        presenter->end_frame();
+
+        if (ov.prompt_apply) {
+            ov.prompt_apply = false;
+            try {
+                engine->set_prompt(ov.prompt_edit);
+                ov.prompt_applied = ov.prompt_edit;
+                ov.prompt_error.clear();
+                if (engine->redraw(frame)) frame_dirty = true;
+                ov.post("prompt applied");
+            } catch (const dc::Error& e) {
+                ov.prompt_error = e.message();   // the old style stays
+            }
+        }
+
+        const int64_t f = engine->stats().frame;
+        if (!auto_shot_done && f == o.screenshot_at) {
+            presenter->save_screenshot(auto_shot_path);
+            auto_shot_done = true;
+            ov.last_screenshot = auto_shot_path;
+            std::printf("dreamcaster: screenshot of frame %" PRId64 " saved to %s (game view at x=%d y=%d %dx%d)\n", f,
+                        auto_shot_path.c_str(), lay.game_x, lay.game_y, lay.game_w, lay.game_h);
+            std::fflush(stdout);
+        }
+        if (user_shot) {
+            const std::string path = timestamped_screenshot_name(f);
+            try {
+                presenter->save_screenshot(path);
+                ov.last_screenshot = path;   // shown in the messages panel
+                std::printf("dreamcaster: screenshot saved to %s\n", path.c_str());
+                std::fflush(stdout);
+            } catch (const dc::Error& e) {
+                ov.post(e.message(), true);
+            }
+        }
+        presenter->present();
+
+        if (o.frames >= 0 && f >= o.frames && auto_shot_done) break;
+
+        // Without working vsync (virtual displays) cap the loop at the monitor's rate instead of spinning.
+        const double budget_ms = 1000.0 / presenter->refresh_hz();
+        const double spent_ms = ms_since(frame_start);
+        if (spent_ms < budget_ms - 0.5)
+            std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>((budget_ms - spent_ms) * 1000)));
+        last_display_ms = ms_since(frame_start);
+        ov.display_ms.push(static_cast<float>(last_display_ms));
+        if (last_display_ms > 0) {   // exponential smoothing over ~20 frames
+            const float instant = 1000.f / static_cast<float>(last_display_ms);
+            ov.fps = ov.fps == 0 ? instant : 0.95f * ov.fps + 0.05f * instant;
+        }
+        while (!ov.messages.empty() && ov.now - ov.messages.front().time > 8.0) ov.messages.pop_front();
+    }
+    const auto pose = engine->pose();
+    std::printf("dreamcaster: played %" PRId64 " frames with the %s engine", engine->stats().frame,
+                engine->name().c_str());
+    if (pose) std::printf("; final pose x=%.3f y=%.3f angle=%.3f", pose->x, pose->y, pose->angle);
+    std::printf("\n");
+    return kExitOk;
+}
+
+}  // namespace dc::app
