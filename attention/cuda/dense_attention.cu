@@ -1,0 +1,720 @@
+// attention/cuda/dense_attention.cu — split-KV (flash-decoding) attention of one frame of queries over a long cache.
+//
+// The key sequence of a head is [cache (T keys) ‖ current frame (N keys)], cut into tiles of kBK keys; each thread
+// block takes one head, one tile of queries and one chunk of consecutive key tiles, streams the chunk through shared
+// memory (cp.async, kStages deep) and keeps an online softmax (running max m, sum l, unnormalised output o) per query.
+// With one chunk per head the block writes the output; otherwise it writes (m, l, o) partials and a reduce kernel
+// combines the chunks. Logits are kept in log2 units: x = q·k · log2(e)/sqrt(D) + kb, kb = (bias − slope·distance) ·
+// log2(e), so that every exponential is one ex2.
+//
+// bf16 path (dense_mma_kernel): tensor cores (mma.sync m16n8k16, fp32 accumulate). 8 warps; a warp owns 16·kMT query
+// rows (32 for D ≤ 64) and computes S = Q·Kᵀ for 32 keys at a time, the softmax in registers, and O += P·V with P
+// taken straight from the S accumulators. Shared-memory reads need no ldmatrix:
+//   - QKᵀ: the dot product is invariant under a permutation of the D dims applied to both q and k. Lane (g, t)
+//     holds dims [t·D/4, (t+1)·D/4) of its q rows and of key row g, and k-step s / register r of the MMA is given
+//     dims t·D/4 + 4s + 2r + {0, 1}: Q's A fragment and K's B fragment are both plain 32-bit words of a row.
+//   - P·V: the B fragment needs two keys' values of one dim in one register. Output n-tile j, column n is given the
+//     dim n·D/8 + j; lane (g, t) then loads dims [g·D/8, (g+1)·D/8) of keys 2t, 2t+1 (and +8) and interleaves the
+//     two rows with one byte-permute per register. The lane's outputs come out as dims [t·D/4, (t+1)·D/4).
+//   - Rows are stored with their 16-byte chunks XOR-swizzled by row (swizzle_bf16) so that both read patterns and the
+//     cp.async writes are free of bank conflicts.
+// The running max is only raised when a tile's max exceeds it by more than kRescaleSlack (log2 units), so the O
+// rescale (a warp-uniform branch) is rare; p = 2^(x − m) then stays ≤ 2^kRescaleSlack, harmless in fp32 and bf16.
+//
+// float32 path (dense_f32_kernel): CUDA cores, exact fp32. D/32 lanes per query, each holding 32 dims of q and o.
+#include "device_utils.cuh"
+#include "kernels.cuh"
+
+namespace dc::cuda::kernels {
+namespace {
+
+using namespace dc::cuda::dev;
+
+constexpr int kThreads = 256;           // threads per block of the attention kernels
+constexpr int kStages = 3;              // shared-memory pipeline depth (≥ 3: the kb prefetch below relies on it)
+constexpr float kRescaleSlack = 8.f;    // log2 units the running max may lag behind the true max
+
+struct DenseKernelParams {
+    DenseArgs a;
+    DensePlan plan;
+    float* ws_o;      // [H, n_chunks, N, D] unnormalised partial outputs (n_chunks > 1)
+    float2* ws_ml;    // [H, n_chunks, N] (running max in log2 units, sum of 2^(x − m))
+    float scale_log2; // log2(e) / sqrt(D)
+};
+
+template <int D>
+struct MmaCfg {
+    static constexpr int kMT = D <= 64 ? 2 : 1;        // 16-row query tiles per warp (registers bound D = 128)
+    static constexpr int kWarps = kThreads / 32;
+    static constexpr int kBQ = kWarps * 16 * kMT;      // queries per block
+    static constexpr int kBK = 64;                     // keys per shared-memory tile
+    static constexpr int kSub = 32;                    // keys per register step
+    static constexpr int kKS = D / 16;                 // k-steps of Q·Kᵀ
+    static constexpr int kNO = D / 8;                  // 8-wide output tiles of P·V
+    static constexpr int kTileElems = kBK * D;
+    static constexpr size_t kSmemBytes = kStages * (2 * kTileElems * sizeof(__nv_bfloat16) + kBK * sizeof(float));
+};
+
+template <int D>
+struct F32Cfg {
+    static constexpr int kG = D / 32;                  // lanes per query (each holds 32 dims)
+    static constexpr int kBQ = kThreads / kG;          // queries per block
+    static constexpr int kBK = 32;                     // keys per shared-memory tile
+    static constexpr int kTileElems = kBK * D;
+    static constexpr size_t kSmemBytes = kStages * (2 * kTileElems * sizeof(float) + kBK * sizeof(float));
+};
+
+// Position of 16-byte chunk c of row r inside a bf16 tile row (a bijection on the row's chunks); see the header.
+template <int D>
+__device__ __forceinline__ int swizzle_bf16(int r, int c) {
+    if constexpr (D == 32) {
+        return c;   // two rows per 128 bytes: the K reads are conflict-free as is
+    } else if constexpr (D == 64) {
+        return c ^ (r & 7);
+    } else {
+        static_assert(D == 128, "D must be 32, 64 or 128");
+        return c ^ ((((c >> 3) & 1) << 1) ^ (r & 1) ^ ((r >> 1) & 1) ^ (((r >> 2) & 1) << 2));
+    }
+}
+struct NoSwizzle {
+    __device__ __forceinline__ int operator()(int, int c) const { return c; }
+};
+template <int D>
+struct SwizzleBf16 {
+    __device__ __forceinline__ int operator()(int r, int c) const { return swizzle_bf16<D>(r, c); }
+};
+
+__device__ __forceinline__ void decode_block(const DensePlan& plan, int& qt, int& chunk, int& h) {
+    int b = static_cast<int>(blockIdx.x);
+    qt = b % plan.n_qtiles;
+    b /= plan.n_qtiles;
+    chunk = b % plan.n_chunks;
+    h = b / plan.n_chunks;
+}
+
+// Raw inputs of a key's additive logit (loaded one pipeline step before they are needed).
+__device__ __forceinline__ void kb_load(const DenseArgs& a, int h, int64_t t, float& rb, int64_t& rf) {
+    if (t < a.T) {
+        rb = a.bias != nullptr ? a.bias[h * a.bias_stride_h + t] : 0.f;
+        rf = a.frames != nullptr ? a.frames[t] : a.frame;
+    } else if (t < a.T + a.N) {
+        rb = 0.f;          // the current frame: bias 0, distance 0
+        rf = a.frame;
+    } else {
+        rb = neg_inf();    // past the end of the sequence
+        rf = a.frame;
+    }
+}
+__device__ __forceinline__ float kb_value(float rb, int64_t rf, float slope, int64_t frame) {
+    return (rb - slope * static_cast<float>(frame - rf)) * kLog2e;
+}
+
+// Copies keys [t0, t0 + BK) of head h (cache, then current frame; zeros past the end) into the K and V tiles.
+template <typename T, int BK, int D, typename Swz>
+__device__ __forceinline__ void load_kv_tile(T* ks, T* vs, const DenseArgs& a, int h, int64_t t0, Swz swz) {
+    constexpr int kElems = 16 / static_cast<int>(sizeof(T));
+    constexpr int kChunks = D / kElems;   // 16-byte chunks per row
+    for (int i = static_cast<int>(threadIdx.x); i < BK * kChunks; i += kThreads) {
+        const int r = i / kChunks;
+        const int c = i % kChunks;
+        const int64_t t = t0 + r;
+        T* kd = ks + r * D + swz(r, c) * kElems;
+        T* vd = vs + r * D + swz(r, c) * kElems;
+        if (t < a.T) {
+            const T* kc = static_cast<const T*>(a.k_cache.ptr) + h * a.k_cache.stride_h + t * a.k_cache.stride_r;
+            const T* vc = static_cast<const T*>(a.v_cache.ptr) + h * a.v_cache.stride_h + t * a.v_cache.stride_r;
+            cp_async_16(kd, kc + c * kElems);
+            cp_async_16(vd, vc + c * kElems);
+        } else if (t < a.T + a.N) {
+            const int64_t u = t - a.T;
+            const T* ku = static_cast<const T*>(a.k_cur.ptr) + h * a.k_cur.stride_h + u * a.k_cur.stride_r;
+            const T* vu = static_cast<const T*>(a.v_cur.ptr) + h * a.v_cur.stride_h + u * a.v_cur.stride_r;
+            cp_async_16(kd, ku + c * kElems);
+            cp_async_16(vd, vu + c * kElems);
+        } else {
+            *reinterpret_cast<uint4*>(kd) = make_uint4(0u, 0u, 0u, 0u);
+            *reinterpret_cast<uint4*>(vd) = make_uint4(0u, 0u, 0u, 0u);
+        }
+    }
+}
+
+// Lane (g, ·)'s V words of row r: dims [g·D/8, (g+1)·D/8) as D/16 registers of two bf16.
+template <int D>
+__device__ __forceinline__ void load_v_words(const __nv_bfloat16* vt, int r, int g, uint32_t (&w)[D / 16]) {
+    const __nv_bfloat16* row = vt + r * D;
+    if constexpr (D == 32) {
+        const uint2 v = *reinterpret_cast<const uint2*>(row + swizzle_bf16<D>(r, g >> 1) * 8 + (g & 1) * 4);
+        w[0] = v.x;
+        w[1] = v.y;
+    } else {
+#pragma unroll
+        for (int i = 0; i < D / 64; ++i) {
+            const uint4 v = *reinterpret_cast<const uint4*>(row + swizzle_bf16<D>(r, g * (D / 64) + i) * 8);
+            w[4 * i + 0] = v.x;
+            w[4 * i + 1] = v.y;
+            w[4 * i + 2] = v.z;
+            w[4 * i + 3] = v.w;
+        }
+    }
+}
+
+// ---- bf16: tensor cores ---------------------------------------------------------------------------------------------
+template <int D>
+__global__ void __launch_bounds__(kThreads, 1) dense_mma_kernel(const DenseKernelParams p) {
+    using C = MmaCfg<D>;
+    const DenseArgs& a = p.a;
+    int qt, chunk, h;
+    decode_block(p.plan, qt, chunk, h);
+    const int tile0 = chunk * p.plan.chunk_tiles;
+    const int n_tiles = min(p.plan.chunk_tiles, p.plan.tiles_total - tile0);
+
+    __nv_bfloat16* ks = dynamic_smem<__nv_bfloat16>();              // [kStages][kBK][D] (swizzled rows)
+    __nv_bfloat16* vs = ks + kStages * C::kTileElems;                // [kStages][kBK][D] (swizzled rows)
+    float* kbs = reinterpret_cast<float*>(vs + kStages * C::kTileElems);   // [kStages][kBK]
+
+    const int tid = static_cast<int>(threadIdx.x);
+    const int warp = tid >> 5;
+    const int lane = tid & 31;
+    const int g = lane >> 2;   // MMA group: row within the 8-row half, key within the 8-key n-tile
+    const int t4 = lane & 3;   // thread in group
+    const float slope = a.slope != nullptr ? a.slope[h] : 0.f;
+
+    // Prologue: K/V of tiles 0 .. kStages−2 in flight; kb of tiles 0 .. kStages−3 stored, of tile kStages−2 loading.
+    float rb = 0.f;
+    int64_t rf = 0;
+#pragma unroll
+    for (int s = 0; s < kStages - 1; ++s) {
+        if (s < n_tiles) {
+            const int64_t t0 = static_cast<int64_t>(tile0 + s) * C::kBK;
+            load_kv_tile<__nv_bfloat16, C::kBK, D>(ks + s * C::kTileElems, vs + s * C::kTileElems, a, h, t0,
+                                                   SwizzleBf16<D>{});
+            if (tid < C::kBK) {
+                kb_load(a, h, t0 + tid, rb, rf);
+                if (s < kStages - 2) kbs[s * C::kBK + tid] = kb_value(rb, rf, slope, a.frame);
+            }
+        }
+        cp_async_commit();
+    }
+
+    // Q fragments (registers for the whole chunk). Lane (g, t4) holds dims [t4·D/4, (t4+1)·D/4) of rows g, g+8.
+    uint32_t qf[C::kMT][C::kKS][4];
+    const int row_base = qt * C::kBQ + warp * 16 * C::kMT;
+    {
+        const __nv_bfloat16* qh = static_cast<const __nv_bfloat16*>(a.q.ptr) + h * a.q.stride_h;
+#pragma unroll
+        for (int mt = 0; mt < C::kMT; ++mt) {
+#pragma unroll
+            for (int hf = 0; hf < 2; ++hf) {
+                const int row = row_base + mt * 16 + g + 8 * hf;
+                uint32_t w[D / 8];
+#pragma unroll
+                for (int i = 0; i < D / 8; ++i) w[i] = 0u;
+                if (row < a.N) {
+                    const uint4* src = reinterpret_cast<const uint4*>(qh + row * a.q.stride_r + t4 * (D / 4));
+#pragma unroll
+                    for (int i = 0; i < D / 32; ++i) {
+                        const uint4 v = src[i];
+                        w[4 * i + 0] = v.x;
+                        w[4 * i + 1] = v.y;
+                        w[4 * i + 2] = v.z;
+                        w[4 * i + 3] = v.w;
+                    }
+                }
+#pragma unroll
+                for (int s = 0; s < C::kKS; ++s) {
+                    qf[mt][s][hf] = w[2 * s];
+                    qf[mt][s][2 + hf] = w[2 * s + 1];
+                }
+            }
+        }
+    }
+
+    float o[C::kMT][C::kNO][4];
+    float m_run[C::kMT][2];
+    float l_run[C::kMT][2];
+#pragma unroll
+    for (int mt = 0; mt < C::kMT; ++mt) {
+#pragma unroll
+        for (int j = 0; j < C::kNO; ++j) o[mt][j][0] = o[mt][j][1] = o[mt][j][2] = o[mt][j][3] = 0.f;
+        m_run[mt][0] = m_run[mt][1] = neg_inf();
+        l_run[mt][0] = l_run[mt][1] = 0.f;
+    }
+
+    for (int it = 0; it < n_tiles; ++it) {
+        cp_async_wait<kStages - 2>();   // this thread's copies of tile it have landed
+        __syncthreads();                // everybody's have, and everybody is done with tile it − 1
+        {
+            const int tt = it + kStages - 2;   // its kb values were loaded one step ago
+            if (tid < C::kBK && tt < n_tiles) kbs[(tt % kStages) * C::kBK + tid] = kb_value(rb, rf, slope, a.frame);
+            const int tn = it + kStages - 1;   // refill the stage that tile it − 1 used
+            if (tn < n_tiles) {
+                const int64_t t0 = static_cast<int64_t>(tile0 + tn) * C::kBK;
+                if (tid < C::kBK) kb_load(a, h, t0 + tid, rb, rf);
+                load_kv_tile<__nv_bfloat16, C::kBK, D>(ks + (tn % kStages) * C::kTileElems,
+                                                       vs + (tn % kStages) * C::kTileElems, a, h, t0,
+                                                       SwizzleBf16<D>{});
+            }
+            cp_async_commit();
+        }
+        const int st = it % kStages;
+        const __nv_bfloat16* kt = ks + st * C::kTileElems;
+        const __nv_bfloat16* vt = vs + st * C::kTileElems;
+        const float* kbt = kbs + st * C::kBK;
+
+#pragma unroll 1
+        for (int sub = 0; sub < C::kBK / C::kSub; ++sub) {
+            // S = Q·Kᵀ for keys sub·32 + [0, 32): n-tile u holds keys u·8 + [0, 8).
+            float s[C::kMT][4][4];
+#pragma unroll
+            for (int mt = 0; mt < C::kMT; ++mt)
+#pragma unroll
+                for (int u = 0; u < 4; ++u) s[mt][u][0] = s[mt][u][1] = s[mt][u][2] = s[mt][u][3] = 0.f;
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                const int r = sub * C::kSub + u * 8 + g;
+                uint32_t kw[D / 8];
+#pragma unroll
+                for (int i = 0; i < D / 32; ++i) {
+                    const uint4 v = *reinterpret_cast<const uint4*>(kt + r * D +
+                                                                    swizzle_bf16<D>(r, t4 * (D / 32) + i) * 8);
+                    kw[4 * i + 0] = v.x;
+                    kw[4 * i + 1] = v.y;
+                    kw[4 * i + 2] = v.z;
+                    kw[4 * i + 3] = v.w;
+                }
+#pragma unroll
+                for (int k = 0; k < C::kKS; ++k)
+#pragma unroll
+                    for (int mt = 0; mt < C::kMT; ++mt) mma_bf16_16816(s[mt][u], qf[mt][k], kw[2 * k], kw[2 * k + 1]);
+            }
+
+            // Logits in log2 units and the tile's row maxima (rows g and g + 8 of each m-tile).
+            float mx[C::kMT][2];
+#pragma unroll
+            for (int mt = 0; mt < C::kMT; ++mt) mx[mt][0] = mx[mt][1] = neg_inf();
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+                const float2 kb2 = *reinterpret_cast<const float2*>(kbt + sub * C::kSub + u * 8 + 2 * t4);
+#pragma unroll
+                for (int mt = 0; mt < C::kMT; ++mt) {
+                    s[mt][u][0] = fmaf(s[mt][u][0], p.scale_log2, kb2.x);
+                    s[mt][u][1] = fmaf(s[mt][u][1], p.scale_log2, kb2.y);
+                    s[mt][u][2] = fmaf(s[mt][u][2], p.scale_log2, kb2.x);
+                    s[mt][u][3] = fmaf(s[mt][u][3], p.scale_log2, kb2.y);
+                    mx[mt][0] = fmaxf(mx[mt][0], fmaxf(s[mt][u][0], s[mt][u][1]));
+                    mx[mt][1] = fmaxf(mx[mt][1], fmaxf(s[mt][u][2], s[mt][u][3]));
+                }
+            }
+            bool raise = false;
+#pragma unroll
+            for (int mt = 0; mt < C::kMT; ++mt) {
+#pragma unroll
+                for (int hf = 0; hf < 2; ++hf) {
+                    mx[mt][hf] = fmaxf(mx[mt][hf], __shfl_xor_sync(kFullMask, mx[mt][hf], 1));
+                    mx[mt][hf] = fmaxf(mx[mt][hf], __shfl_xor_sync(kFullMask, mx[mt][hf], 2));
+                    raise = raise || mx[mt][hf] > m_run[mt][hf] + kRescaleSlack;
+                }
+            }
+            if (__any_sync(kFullMask, raise)) {
+#pragma unroll
+                for (int mt = 0; mt < C::kMT; ++mt) {
+#pragma unroll
+                    for (int hf = 0; hf < 2; ++hf) {
+                        if (mx[mt][hf] > m_run[mt][hf] + kRescaleSlack) {
+                            const float alpha = exp2_fast(m_run[mt][hf] - mx[mt][hf]);   // 0 when m_run = −inf
+                            m_run[mt][hf] = mx[mt][hf];
+                            l_run[mt][hf] *= alpha;
+#pragma unroll
+                            for (int j = 0; j < C::kNO; ++j) {
+                                o[mt][j][2 * hf] *= alpha;
+                                o[mt][j][2 * hf + 1] *= alpha;
+                            }
+                        }
+                    }
+                }
+            }
+
+            // P = 2^(x − m) as bf16 A fragments: keys kk·16 + [0, 16) are n-tiles 2kk and 2kk + 1.
+            uint32_t pa[C::kMT][2][4];
+#pragma unroll
+            for (int mt = 0; mt < C::kMT; ++mt) {
+                const float mu0 = m_run[mt][0] == neg_inf() ? 0.f : m_run[mt][0];
+                const float mu1 = m_run[mt][1] == neg_inf() ? 0.f : m_run[mt][1];
+#pragma unroll
+                for (int u = 0; u < 4; ++u) {
+                    s[mt][u][0] = exp2_fast(s[mt][u][0] - mu0);
+                    s[mt][u][1] = exp2_fast(s[mt][u][1] - mu0);
+                    s[mt][u][2] = exp2_fast(s[mt][u][2] - mu1);
+                    s[mt][u][3] = exp2_fast(s[mt][u][3] - mu1);
+                    l_run[mt][0] += s[mt][u][0] + s[mt][u][1];
+                    l_run[mt][1] += s[mt][u][2] + s[mt][u][3];
+                }
+#pragma unroll
+                for (int kk = 0; kk < 2; ++kk) {
+                    pa[mt][kk][0] = pack_bf16x2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+                    pa[mt][kk][1] = pack_bf16x2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+                    pa[mt][kk][2] = pack_bf16x2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+                    pa[mt][kk][3] = pack_bf16x2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+                }
+            }
+
+            // O += P·V. B fragment of n-tile j: keys 2t4, 2t4+1 (b0) and 2t4+8, 2t4+9 (b1) of dim g·D/8 + j.
+#pragma unroll
+            for (int kk = 0; kk < 2; ++kk) {
+                const int r0 = sub * C::kSub + kk * 16 + 2 * t4;
+                uint32_t va[D / 16], vb[D / 16], vc[D / 16], vd[D / 16];
+                load_v_words<D>(vt, r0, g, va);
+                load_v_words<D>(vt, r0 + 1, g, vb);
+                load_v_words<D>(vt, r0 + 8, g, vc);
+                load_v_words<D>(vt, r0 + 9, g, vd);
+#pragma unroll
+                for (int j = 0; j < C::kNO; ++j) {
+                    const unsigned sel = (j & 1) ? 0x7632u : 0x5410u;   // high or low bf16 of both rows
+                    const uint32_t b0 = __byte_perm(va[j >> 1], vb[j >> 1], sel);
+                    const uint32_t b1 = __byte_perm(vc[j >> 1], vd[j >> 1], sel);
+#pragma unroll
+                    for (int mt = 0; mt < C::kMT; ++mt) mma_bf16_16816(o[mt][j], pa[mt][kk], b0, b1);
+                }
+            }
+        }
+    }
+    cp_async_wait<0>();   // nothing may stay in flight when the block exits (the last groups are empty)
+
+    // Row sums: each lane summed its own columns; the four lanes of a group share the rows.
+#pragma unroll
+    for (int mt = 0; mt < C::kMT; ++mt) {
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) {
+            l_run[mt][hf] += __shfl_xor_sync(kFullMask, l_run[mt][hf], 1);
+            l_run[mt][hf] += __shfl_xor_sync(kFullMask, l_run[mt][hf], 2);
+        }
+    }
+
+    // Lane (g, t4) holds dims t4·D/4 + e·D/8 + j (e = 0, 1; j < D/8) in o[mt][j][2·hf + e] of row g + 8·hf.
+#pragma unroll
+    for (int mt = 0; mt < C::kMT; ++mt) {
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) {
+            const int row = row_base + mt * 16 + g + 8 * hf;
+            if (row >= a.N) continue;
+            if (p.plan.n_chunks == 1) {
+                const float inv = l_run[mt][hf] > 0.f ? 1.f / l_run[mt][hf] : 0.f;
+                __nv_bfloat16* dst = static_cast<__nv_bfloat16*>(a.out) + h * a.out_stride_h + row * a.out_stride_n +
+                                     t4 * (D / 4);
+#pragma unroll
+                for (int e = 0; e < 2; ++e)
+#pragma unroll
+                    for (int w = 0; w < D / 16; ++w)
+                        *reinterpret_cast<uint32_t*>(dst + e * (D / 8) + 2 * w) =
+                            pack_bf16x2(o[mt][2 * w][2 * hf + e] * inv, o[mt][2 * w + 1][2 * hf + e] * inv);
+            } else {
+                const int64_t prow = (static_cast<int64_t>(h) * p.plan.n_chunks + chunk) * a.N + row;
+                float* dst = p.ws_o + prow * D + t4 * (D / 4);
+#pragma unroll
+                for (int e = 0; e < 2; ++e)
+#pragma unroll
+                    for (int j = 0; j < D / 8; j += 4)
+                        *reinterpret_cast<float4*>(dst + e * (D / 8) + j) =
+                            make_float4(o[mt][j][2 * hf + e], o[mt][j + 1][2 * hf + e], o[mt][j + 2][2 * hf + e],
+                                        o[mt][j + 3][2 * hf + e]);
+                if (t4 == 0) p.ws_ml[prow] = make_float2(m_run[mt][hf], l_run[mt][hf]);
+            }
+        }
+    }
+}
+
+// ---- float32: CUDA cores --------------------------------------------------------------------------------------------
+template <int D>
+__global__ void __launch_bounds__(kThreads) dense_f32_kernel(const DenseKernelParams p) {
+    using C = F32Cfg<D>;
+    const DenseArgs& a = p.a;
+    int qt, chunk, h;
+    decode_block(p.plan, qt, chunk, h);
+    const int tile0 = chunk * p.plan.chunk_tiles;
+    const int n_tiles = min(p.plan.chunk_tiles, p.plan.tiles_total - tile0);
+
+    float* ks = dynamic_smem<float>();             // [kStages][kBK][D]
+    float* vs = ks + kStages * C::kTileElems;      // [kStages][kBK][D]
+    float* kbs = vs + kStages * C::kTileElems;     // [kStages][kBK]
+
+    const int tid = static_cast<int>(threadIdx.x);
+    const int sub = tid % C::kG;                   // this thread holds the 4-float chunks sub + kG·i, i < 8
+    const int row = qt * C::kBQ + tid / C::kG;
+    const bool valid = row < a.N;
+    const float slope = a.slope != nullptr ? a.slope[h] : 0.f;
+
+    float rb = 0.f;
+    int64_t rf = 0;
+#pragma unroll
+    for (int s = 0; s < kStages - 1; ++s) {
+        if (s < n_tiles) {
+            const int64_t t0 = static_cast<int64_t>(tile0 + s) * C::kBK;
+            load_kv_tile<float, C::kBK, D>(ks + s * C::kTileElems, vs + s * C::kTileElems, a, h, t0, NoSwizzle{});
+            if (tid < C::kBK) {
+                kb_load(a, h, t0 + tid, rb, rf);
+                if (s < kStages - 2) kbs[s * C::kBK + tid] = kb_value(rb, rf, slope, a.frame);
+            }
+        }
+        cp_async_commit();
+    }
+
+    float q[32];
+    float acc[32];
+#pragma unroll
+    for (int i = 0; i < 32; ++i) q[i] = 0.f;
+    if (valid) {
+        const float* qr = static_cast<const float*>(a.q.ptr) + h * a.q.stride_h + row * a.q.stride_r;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            const float4 v = *reinterpret_cast<const float4*>(qr + 4 * (sub + C::kG * i));
+            q[4 * i + 0] = v.x;
+            q[4 * i + 1] = v.y;
+            q[4 * i + 2] = v.z;
+            q[4 * i + 3] = v.w;
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 32; ++i) acc[i] = 0.f;
+    float m_run = neg_inf();
+    float l_run = 0.f;
+
+    for (int it = 0; it < n_tiles; ++it) {
+        cp_async_wait<kStages - 2>();
+        __syncthreads();
+        {
+            const int tt = it + kStages - 2;
+            if (tid < C::kBK && tt < n_tiles) kbs[(tt % kStages) * C::kBK + tid] = kb_value(rb, rf, slope, a.frame);
+            const int tn = it + kStages - 1;
+            if (tn < n_tiles) {
+                const int64_t t0 = static_cast<int64_t>(tile0 + tn) * C::kBK;
+                if (tid < C::kBK) kb_load(a, h, t0 + tid, rb, rf);
+                load_kv_tile<float, C::kBK, D>(ks + (tn % kStages) * C::kTileElems,
+                                               vs + (tn % kStages) * C::kTileElems, a, h, t0, NoSwizzle{});
+            }
+            cp_async_commit();
+        }
+        const int st = it % kStages;
+        const float* kt = ks + st * C::kTileElems;
+        const float* vt = vs + st * C::kTileElems;
+        const float* kbt = kbs + st * C::kBK;
+
+        float x[C::kBK];
+        float mx = neg_inf();
+#pragma unroll
+        for (int j = 0; j < C::kBK; ++j) {
+            float d = 0.f;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) {
+                const float4 kv = *reinterpret_cast<const float4*>(kt + j * D + 4 * (sub + C::kG * i));
+                d = fmaf(q[4 * i + 0], kv.x, d);
+                d = fmaf(q[4 * i + 1], kv.y, d);
+                d = fmaf(q[4 * i + 2], kv.z, d);
+                d = fmaf(q[4 * i + 3], kv.w, d);
+            }
+#pragma unroll
+            for (int off = 1; off < C::kG; off <<= 1) d += __shfl_xor_sync(kFullMask, d, off);
+            x[j] = fmaf(d, p.scale_log2, kbt[j]);
+            mx = fmaxf(mx, x[j]);
+        }
+        if (mx > m_run) {   // the kG lanes of a query agree: they hold the same logits
+            const float alpha = exp2_fast(m_run - mx);
+            m_run = mx;
+            l_run *= alpha;
+#pragma unroll
+            for (int i = 0; i < 32; ++i) acc[i] *= alpha;
+        }
+        const float mu = m_run == neg_inf() ? 0.f : m_run;
+#pragma unroll
+        for (int j = 0; j < C::kBK; ++j) {
+            const float pj = exp2_fast(x[j] - mu);
+            l_run += pj;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) {
+                const float4 vv = *reinterpret_cast<const float4*>(vt + j * D + 4 * (sub + C::kG * i));
+                acc[4 * i + 0] = fmaf(pj, vv.x, acc[4 * i + 0]);
+                acc[4 * i + 1] = fmaf(pj, vv.y, acc[4 * i + 1]);
+                acc[4 * i + 2] = fmaf(pj, vv.z, acc[4 * i + 2]);
+                acc[4 * i + 3] = fmaf(pj, vv.w, acc[4 * i + 3]);
+            }
+        }
+    }
+    cp_async_wait<0>();
+    if (!valid) return;
+
+    if (p.plan.n_chunks == 1) {
+        const float inv = l_run > 0.f ? 1.f / l_run : 0.f;
+        float* dst = static_cast<float*>(a.out) + h * a.out_stride_h + row * a.out_stride_n;
+#pragma unroll
+        for (int i = 0; i < 8; ++i)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) dst[4 * (sub + C::kG * i) + c] = acc[4 * i + c] * inv;
+    } else {
+        const int64_t prow = (static_cast<int64_t>(h) * p.plan.n_chunks + chunk) * a.N + row;
+        float* dst = p.ws_o + prow * D;
+#pragma unroll
+        for (int i = 0; i < 8; ++i)
+            *reinterpret_cast<float4*>(dst + 4 * (sub + C::kG * i)) =
+                make_float4(acc[4 * i + 0], acc[4 * i + 1], acc[4 * i + 2], acc[4 * i + 3]);
+        if (sub == 0) p.ws_ml[prow] = make_float2(m_run, l_run);
+    }
+}
+
+// ---- combine the chunks of every (head, query) ------------------------------------------------------------------------
+template <typename OutT, int D>
+__global__ void __launch_bounds__(kThreads) dense_reduce_kernel(const float* __restrict__ ws_o,
+                                                                const float2* __restrict__ ws_ml, int H, int N,
+                                                                int n_chunks, OutT* out, int64_t out_stride_h,
+                                                                int64_t out_stride_n) {
+    constexpr int kDpl = D / 32;   // dims per lane
+    const int lane = static_cast<int>(threadIdx.x) & 31;
+    const int64_t row_id = static_cast<int64_t>(blockIdx.x) * (kThreads / 32) + (threadIdx.x >> 5);
+    if (row_id >= static_cast<int64_t>(H) * N) return;   // warp-uniform
+    const int h = static_cast<int>(row_id / N);
+    const int n = static_cast<int>(row_id % N);
+    const int64_t base = static_cast<int64_t>(h) * n_chunks * N + n;   // partial row of chunk c: base + c·N
+
+    float m_all = neg_inf();
+    for (int c = lane; c < n_chunks; c += 32) m_all = fmaxf(m_all, ws_ml[base + static_cast<int64_t>(c) * N].x);
+    m_all = warp_max(m_all);
+
+    float acc[kDpl];
+#pragma unroll
+    for (int i = 0; i < kDpl; ++i) acc[i] = 0.f;
+    float l_all = 0.f;
+    for (int c = 0; c < n_chunks; ++c) {
+        const int64_t prow = base + static_cast<int64_t>(c) * N;
+        const float2 ml = ws_ml[prow];
+        const float w = ml.x == neg_inf() ? 0.f : exp2f(ml.x - m_all);
+        l_all = fmaf(w, ml.y, l_all);
+        const float* src = ws_o + prow * D + lane * kDpl;
+#pragma unroll
+        for (int i = 0; i < kDpl; ++i) acc[i] = fmaf(w, src[i], acc[i]);
+    }
+    const float inv = l_all > 0.f ? 1.f / l_all : 0.f;
+    OutT* dst = out + h * out_stride_h + n * out_stride_n + lane * kDpl;
+#pragma unroll
+    for (int i = 0; i < kDpl; ++i) dst[i] = from_float<OutT>(acc[i] * inv);
+}
+
+// ---- host side --------------------------------------------------------------------------------------------------------
+bool rows_aligned(const Rows& r, int elem_bytes) {
+    return r.ptr != nullptr && reinterpret_cast<uintptr_t>(r.ptr) % 16 == 0 && (r.stride_h * elem_bytes) % 16 == 0 &&
+           (r.stride_r * elem_bytes) % 16 == 0;
+}
+
+int block_queries(DType dtype, int D) {
+    if (dtype == DType::bf16) return D == 32 ? MmaCfg<32>::kBQ : D == 64 ? MmaCfg<64>::kBQ : MmaCfg<128>::kBQ;
+    return D == 32 ? F32Cfg<32>::kBQ : D == 64 ? F32Cfg<64>::kBQ : F32Cfg<128>::kBQ;
+}
+int block_keys(DType dtype) { return dtype == DType::bf16 ? MmaCfg<64>::kBK : F32Cfg<64>::kBK; }
+
+template <typename Kernel>
+cudaError_t launch_attention(Kernel kernel, size_t smem, int grid, const DenseKernelParams& kp, cudaStream_t stream) {
+    if (smem > 48 * 1024) {
+        const cudaError_t e =
+            cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+        if (e != cudaSuccess) return e;
+    }
+    DC_LAUNCH(kernel, grid, kThreads, smem, stream, kp);
+    return cudaGetLastError();
+}
+
+template <typename OutT>
+cudaError_t launch_reduce(const DenseKernelParams& kp, cudaStream_t stream) {
+    const DenseArgs& a = kp.a;
+    const int64_t rows = static_cast<int64_t>(a.H) * a.N;
+    const int grid = static_cast<int>(ceil_div(rows, kThreads / 32));
+    void (*kernel)(const float*, const float2*, int, int, int, OutT*, int64_t, int64_t) =
+        a.D == 32 ? dense_reduce_kernel<OutT, 32> : a.D == 64 ? dense_reduce_kernel<OutT, 64>
+                                                              : dense_reduce_kernel<OutT, 128>;
+    DC_LAUNCH(kernel, grid, kThreads, 0, stream, kp.ws_o, kp.ws_ml, a.H, a.N, kp.plan.n_chunks,
+              static_cast<OutT*>(a.out), a.out_stride_h, a.out_stride_n);
+    return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t dense_attention_plan(const DenseArgs& a, DensePlan* plan) {
+    if (plan == nullptr || a.H < 0 || a.N < 0 || a.T < 0 || (a.D != 32 && a.D != 64 && a.D != 128))
+        return cudaErrorInvalidValue;
+    *plan = DensePlan{};
+    if (a.H == 0 || a.N == 0) return cudaSuccess;
+    int device = 0;
+    int sms = 0;
+    cudaError_t e = cudaGetDevice(&device);
+    if (e != cudaSuccess) return e;
+    e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+    if (e != cudaSuccess) return e;
+
+    const int bq = block_queries(a.dtype, a.D);
+    const int bk = block_keys(a.dtype);
+    const int64_t tiles = ceil_div(a.T + a.N, bk);
+    if (tiles > (int64_t{1} << 30)) return cudaErrorInvalidValue;
+    plan->n_qtiles = static_cast<int>(ceil_div(a.N, bq));
+    plan->tiles_total = static_cast<int>(tiles);
+    // One wave: the bf16 kernel runs one block per SM (registers), the fp32 kernel two. A chunk keeps at least
+    // 128 keys so that short caches do not drown in partials.
+    const int blocks_per_sm = a.dtype == DType::bf16 ? 1 : 2;
+    const int min_tiles = 128 / bk;
+    const int64_t per_head = static_cast<int64_t>(a.H) * plan->n_qtiles;
+    int64_t chunks = ceil_div(static_cast<int64_t>(sms) * blocks_per_sm, per_head);
+    chunks = chunks < 1 ? 1 : chunks;
+    int64_t chunk_tiles = ceil_div(tiles, chunks);
+    chunk_tiles = chunk_tiles < min_tiles ? min_tiles : chunk_tiles;
+    plan->chunk_tiles = static_cast<int>(chunk_tiles);
+    plan->n_chunks = static_cast<int>(ceil_div(tiles, chunk_tiles));
+    if (per_head * plan->n_chunks > 0x7fffffff) return cudaErrorInvalidValue;
+    if (plan->n_chunks > 1) {
+        const size_t rows = static_cast<size_t>(a.H) * plan->n_chunks * a.N;
+        plan->workspace_bytes = rows * a.D * sizeof(float) + rows * sizeof(float2);
+    }
+    return cudaSuccess;
+}
+
+cudaError_t dense_attention(const DenseArgs& a, const DensePlan& plan, void* workspace, cudaStream_t stream) {
+    if (a.H == 0 || a.N == 0) return cudaSuccess;
+    const int esz = a.dtype == DType::bf16 ? 2 : 4;
+    if ((a.D != 32 && a.D != 64 && a.D != 128) || a.T < 0 || plan.n_chunks < 1 || plan.chunk_tiles < 1 ||
+        plan.n_qtiles != static_cast<int>(ceil_div(a.N, block_queries(a.dtype, a.D))) ||
+        plan.tiles_total != static_cast<int>(ceil_div(a.T + a.N, block_keys(a.dtype))))
+        return cudaErrorInvalidValue;
+    if (!rows_aligned(a.q, esz) || !rows_aligned(a.k_cur, esz) || !rows_aligned(a.v_cur, esz))
+        return cudaErrorInvalidValue;
+    if (a.T > 0 && (!rows_aligned(a.k_cache, esz) || !rows_aligned(a.v_cache, esz))) return cudaErrorInvalidValue;
+    if (a.out == nullptr || reinterpret_cast<uintptr_t>(a.out) % 4 != 0 || a.out_stride_h % 2 != 0 ||
+        a.out_stride_n % 2 != 0)
+        return cudaErrorInvalidValue;
+
+    DenseKernelParams kp{};
+    kp.a = a;
+    kp.plan = plan;
+    kp.scale_log2 = kLog2e / sqrtf(static_cast<float>(a.D));
+    if (plan.n_chunks > 1) {
+        const size_t rows = static_cast<size_t>(a.H) * plan.n_chunks * a.N;
+        if (workspace == nullptr || reinterpret_cast<uintptr_t>(workspace) % 16 != 0 ||
+            plan.workspace_bytes < rows * a.D * sizeof(float) + rows * sizeof(float2))
+            return cudaErrorInvalidValue;
+        kp.ws_o = static_cast<float*>(workspace);
+        kp.ws_ml = reinterpret_cast<float2*>(kp.ws_o + rows * a.D);
+    }
+    const int grid = a.H * plan.n_chunks * plan.n_qtiles;
+
+    cudaError_t e = cudaSuccess;
+    if (a.dtype == DType::bf16) {
+        switch (a.D) {
+            case 32: e = launch_attention(dense_mma_kernel<32>, MmaCfg<32>::kSmemBytes, grid, kp, stream); break;
+            case 64: e = launch_attention(dense_mma_kernel<64>, MmaCfg<64>::kSmemBytes, grid, kp, stream); break;
+            default: e = launch_attention(dense_mma_kernel<128>, MmaCfg<128>::kSmemBytes, grid, kp, stream); break;
+        }
+    } else {
+        switch (a.D) {
+            case 32: e = launch_attention(dense_f32_kernel<32>, F32Cfg<32>::kSmemBytes, grid, kp, stream); break;
+            case 64: e = launch_attention(dense_f32_kernel<64>, F32Cfg<64>::kSmemBytes, grid, kp, stream); break;
+            default: e = launch_attention(dense_f32_kernel<128>, F32Cfg<128>::kSmemBytes, grid, kp, stream); break;
+        }
+    }
+    if (e != cudaSuccess || plan.n_chunks == 1) return e;
+    return a.dtype == DType::bf16 ? launch_reduce<__nv_bfloat16>(kp, stream) : launch_reduce<float>(kp, stream);
+}
+
+}  // namespace dc::cuda::kernels
