@@ -21,7 +21,7 @@ TEST_CASE("dreamcaster and each subcommand answer --help", "[app]") {
     CHECK_THAT(r.output, Catch::Contains("--frames"));
 }
 
-TEST_CASE("errors print 'dreamcaster: error: <message>' and exit 1", "[app]") {
+TEST_CASE("errors print dreamcaster error and the message and exit 1", "[app]") {
     auto r = run_dreamcaster("play --headless --frames 1 --engine neural");
     CHECK(r.code == 1);
     CHECK_THAT(r.output, Catch::Contains("dreamcaster: error: engine 'neural' is not in this build; this build has: "
@@ -48,13 +48,21 @@ TEST_CASE("errors print 'dreamcaster: error: <message>' and exit 1", "[app]") {
     CHECK(r.code == 1);
 }
 
-TEST_CASE("play without a display says so, names --headless and xvfb-run, and exits 2", "[app]") {
+TEST_CASE("play without a display says so and names --headless and xvfb-run and exits 2", "[app]") {
     const auto r = run_dreamcaster("play --frames 1", "env -u DISPLAY -u WAYLAND_DISPLAY");
     CHECK(r.code == 2);
+#if DC_GUI
     CHECK_THAT(r.output, Catch::Contains("no display found") && Catch::Contains("--headless") &&
                              Catch::Contains("xvfb-run -a dreamcaster play"));
     // A display that cannot be reached ends the same way (GLFW fails to connect).
     const auto bad = run_dreamcaster("play --frames 1", "env -u WAYLAND_DISPLAY DISPLAY=:4321");
     CHECK(bad.code == 2);
     CHECK_THAT(bad.output, Catch::Contains("no display found") && Catch::Contains("xvfb-run -a dreamcaster play"));
+#else
+    CHECK_THAT(r.output, Catch::Contains("built with DC_GUI=OFF") && Catch::Contains("--headless"));
+#endif
+    // --headless needs no display at all.
+    const auto headless = run_dreamcaster("play --headless --frames 3", "env -u DISPLAY -u WAYLAND_DISPLAY");
+    CHECK(headless.code == 0);
+    CHECK_THAT(headless.output, Catch::Contains("3 frames headless"));
 }

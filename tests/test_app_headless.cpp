@@ -33,7 +33,7 @@ std::vector<std::string> read_lines(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("headless play runs the actions file: metrics per frame, frames identical to the game's own", "[app]") {
+TEST_CASE("headless play runs the actions file with metrics per frame and frames identical to the game's own", "[app]") {
     dc_test::TempDir dir("headless");
     const std::string script = dir.file("walk.txt");
     dc_test::write_file(script, kScript);
@@ -116,7 +116,7 @@ TEST_CASE("the reference engine applies prompts live and keeps the old style on 
     CHECK(c.rgb == b.rgb);
 }
 
-TEST_CASE("the game clock ticks at its fixed rate whatever the display rate, and caps the backlog", "[app]") {
+TEST_CASE("the game clock ticks at its fixed rate whatever the display rate and caps the backlog", "[app]") {
     auto ticks_over = [](double display_hz, double seconds) {
         dc::app::TickClock clock(1.0 / 15.0);
         int ticks = 0;

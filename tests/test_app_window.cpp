@@ -33,12 +33,12 @@ Png load_png(const std::string& path) {
 const char* kScript =
     "1 0 0.25 0\n"
     "repeat 5\n"
-    "0.5 -0.5 0 0\n"
-    "repeat 4\n";   // 11 actions; frame 12 is played with keys (none pressed: the player stands still)
+    "0.5 -0.5 0 1\n"
+    "repeat 5\n";   // 12 actions: every frame up to 12 comes from the file, none from keys or gamepads
 
 }  // namespace
 
-TEST_CASE("play in a window: the game view equals the headless render, the overlay is drawn", "[app][gui]") {
+TEST_CASE("play in a window shows the headless render in the game view and draws the overlay", "[app][gui]") {
     dc_test::TempDir dir("window");
     const std::string script = dir.file("walk.txt");
     dc_test::write_file(script, kScript);

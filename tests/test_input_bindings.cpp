@@ -126,7 +126,7 @@ TEST_CASE("a malformed bindings file gives an error naming the file and the fiel
     }
 }
 
-TEST_CASE("sticks stay analog outside the dead zone; keys and sticks add up, clamped", "[input]") {
+TEST_CASE("sticks stay analog outside the dead zone and add to held keys up to full deflection", "[input]") {
     using dc::input::apply_dead_zone;
     CHECK(apply_dead_zone(0.15f, 0.2f) == 0.f);
     CHECK(apply_dead_zone(-0.2f, 0.2f) == 0.f);

@@ -39,7 +39,7 @@ void face_open_direction(dc::game::Game& g) {
 
 }  // namespace
 
-TEST_CASE("a virtual gamepad's left stick moves the player forward; unplugging it mid-run is reported", "[input]") {
+TEST_CASE("a virtual gamepad moves the player forward and unplugging it mid-run is reported", "[input]") {
     const dc::input::Bindings bindings = dc::input::Bindings::defaults();
     dc::input::Gamepads pads(&bindings);
     CHECK(pads.count() == 0);

@@ -22,7 +22,7 @@ TEST_CASE("fit_rect keeps the aspect ratio and uses whole-number scales for cris
     CHECK(r.w == 0);
 }
 
-TEST_CASE("write_png writes a PNG that reads back to the same pixels; bad paths give an error", "[render]") {
+TEST_CASE("write_png writes a PNG that reads back to the same pixels and names a bad path", "[render]") {
     std::vector<uint8_t> rgb(5 * 3 * 3);
     for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = static_cast<uint8_t>(i * 17);
     const auto path = (std::filesystem::temp_directory_path() / "dc_render_png_test.png").string();
@@ -38,7 +38,7 @@ TEST_CASE("write_png writes a PNG that reads back to the same pixels; bad paths 
                       Catch::Contains("/nonexistent/dir/x.png"));
 }
 
-TEST_CASE("the presenter upscales a frame with nearest sampling, pixel-exact, and smooth differs", "[render][gui]") {
+TEST_CASE("the presenter upscales a frame pixel-exact with nearest sampling and blends with smooth", "[render][gui]") {
     if (!dc::render::display_available()) FAIL("needs a display: run under xvfb-run -a");
     dc::render::PresenterConfig config;
     config.width = 200;
