@@ -22,5 +22,9 @@ int exit_code();
 
 void add_play_command(CLI::App& root);    // cmd_play.cpp: play in a window, or --headless
 void add_bench_command(CLI::App& root);   // cmd_bench.cpp: bench game (more modes: add them in add_bench_command)
+#ifdef DC_HAVE_WORLD_MODEL
+void add_train_command(CLI::App& root);   // cmd_train.cpp: train the world model (world_model/trainer.h)
+void add_eval_command(CLI::App& root);    // cmd_eval.cpp: score the world model vs the real game
+#endif
 
 }  // namespace dc::app

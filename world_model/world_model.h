@@ -22,6 +22,9 @@
 namespace dc {
 
 class WorldModel;
+namespace wm {
+class SessionAccess;   // evaluator hooks (teacher forcing), world_model/world_model_impl.h
+}
 using WorldModelPtr = std::shared_ptr<const WorldModel>;
 
 // Timings and sizes of one Session::step, for the overlay, recordings and benchmarks.
@@ -69,6 +72,7 @@ public:
     int64_t frame() const;
 
 private:
+    friend class wm::SessionAccess;
     struct Impl;
     std::unique_ptr<Impl> m_impl;
 };
