@@ -10,6 +10,7 @@
 
 #include "app/commands.h"
 #include "app/engine.h"
+#include "app/engine_runner.h"
 #include "app/panels/panels.h"
 #include "app/play.h"
 #include "common/common.h"
@@ -45,9 +46,10 @@ int run_play_window(const PlayOptions& o) {
     ec.level = o.level;
     ec.prompt = o.prompt;
     ec.seed = o.seed;
-    std::unique_ptr<Engine> engine = make_engine(o.engine, ec);
-    game::Image frame;
-    engine->reset(o.seed, frame);
+    EngineRunner runner(make_engine(o.engine, ec), o.seed);   // the engine steps on its own thread from here
+    game::Image frame;   // the frame on screen
+    FrameSnapshot shown;
+    runner.take_frame(frame, shown);
 
     render::PresenterConfig pc;
     pc.title = "Dreamcaster";
@@ -71,10 +73,10 @@ int run_play_window(const PlayOptions& o) {
     std::unique_ptr<input::Gamepads> pads;
 
     OverlayState ov;
-    ov.engine_name = engine->name();
+    ov.engine_name = runner.name();
     ov.level = o.level;
-    ov.tick_hz = engine->tick_hz();
-    ov.prompt_edit = ov.prompt_applied = engine->prompt();
+    ov.tick_hz = runner.tick_hz();
+    ov.prompt_edit = ov.prompt_applied = runner.prompt();
     ov.bindings = &bindings;
     ov.smooth = o.smooth;
     ov.scripted = !script.empty();
@@ -88,7 +90,7 @@ int run_play_window(const PlayOptions& o) {
     }
 
     MetricsWriter metrics(o.metrics_path);
-    TickClock clock(1.0 / engine->tick_hz());
+    TickClock clock(1.0 / runner.tick_hz());
     bool paused = false, step_once = false, pending_use = false;
     bool auto_shot_done = o.screenshot_at < 0;
     bool frame_dirty = true;
@@ -96,8 +98,9 @@ int run_play_window(const PlayOptions& o) {
     const std::string auto_shot_path =
         o.screenshot_path.empty() ? "dreamcaster-frame" + std::to_string(o.screenshot_at) + ".png" : o.screenshot_path;
 
+    // One game tick: the action file's line while it lasts, then keys and gamepad.
     auto tick = [&] {
-        const int64_t f = engine->stats().frame;
+        const int64_t f = runner.submitted_frame();
         game::Action a;
         if (f < static_cast<int64_t>(script.size())) {
             a = script[f];
@@ -105,21 +108,24 @@ int run_play_window(const PlayOptions& o) {
             a = input::make_action(keyboard.held(), pads ? pads->state() : input::PadState{}, bindings);
             a.use = pending_use;
         }
-        pending_use = false;
-        engine->step(a, frame);
-        ov.last_action = a;
-        ov.step_ms.push(static_cast<float>(engine->stats().step_ms));
-        const auto pose = engine->pose();
-        metrics.row(engine->stats().frame, pose ? &*pose : nullptr, engine->stats().step_ms, last_display_ms);
-        frame_dirty = true;
+        if (runner.try_step(a)) pending_use = false;
     };
-    // Ticks wait while the frame that must be screenshotted (or the last frame) is on screen.
+    // Ticks wait while the frame that must be screenshotted (or the last frame) is on its way or on screen.
     auto may_tick = [&] {
-        const int64_t f = engine->stats().frame;
+        const int64_t f = runner.submitted_frame();
         if (o.frames >= 0 && f >= o.frames) return false;
         if (!auto_shot_done && f == o.screenshot_at) return false;
-        return true;
+        return !runner.busy();
     };
+    // The newest finished frame: upload it, log it.
+    auto collect = [&] {
+        if (!runner.take_frame(frame, shown)) return;
+        frame_dirty = true;
+        if (shown.kind == FrameSnapshot::Kind::restyle) return;
+        if (shown.kind == FrameSnapshot::Kind::step) ov.step_ms.push(static_cast<float>(shown.stats.step_ms));
+        metrics.row(shown.stats.frame, shown.pose ? &*shown.pose : nullptr, shown.stats.step_ms, last_display_ms);
+    };
+    collect();
 
     double last = presenter->time();
     while (!presenter->should_close()) {
@@ -153,9 +159,8 @@ int run_play_window(const PlayOptions& o) {
                     if (paused) step_once = true;
                     break;
                 case input::Command::reset:
-                    engine->reset(o.seed, frame);
+                    runner.reset(o.seed);
                     clock.reset();
-                    frame_dirty = true;
                     ov.post("reset to the level start");
                     break;
                 case input::Command::screenshot: user_shot = true; break;
@@ -166,7 +171,7 @@ int run_play_window(const PlayOptions& o) {
             }
         }
 
-        // Game time: fixed ticks from the accumulated display time.
+        // Game time: fixed ticks from the accumulated display time; one engine step in flight at most.
         const double now = presenter->time();
         if (!paused) clock.add(now - last);
         last = now;
@@ -176,7 +181,7 @@ int run_play_window(const PlayOptions& o) {
         }
         if (paused && step_once && may_tick()) tick();
         step_once = false;
-
+        collect();
         if (frame_dirty) {
             presenter->upload(0, frame.rgb.data(), frame.width, frame.height);
             frame_dirty = false;
@@ -189,9 +194,10 @@ int run_play_window(const PlayOptions& o) {
         const Layout lay = compute_layout(fw, fh, frame.width, frame.height, o.overlay, ov.smooth);
         presenter->begin_frame();
         presenter->draw_image(0, render::Rect{lay.game_x, lay.game_y, lay.game_w, lay.game_h});
-        ov.frame = engine->stats().frame;
+        ov.frame = shown.stats.frame;
         ov.paused = paused;
-        ov.pose = engine->pose();
+        ov.pose = shown.pose;
+        ov.last_action = shown.action;
         if (o.overlay) draw_overlay(ov, lay.panel_x, lay.panel_y, lay.panel_w, lay.panel_h);
         if (ov.show_help) draw_help_panel(ov, lay.game_x, lay.game_y, lay.game_w, lay.game_h);
         presenter->end_frame();
@@ -199,18 +205,17 @@ int run_play_window(const PlayOptions& o) {
         if (ov.prompt_apply) {
             ov.prompt_apply = false;
             try {
-                engine->set_prompt(ov.prompt_edit);
+                runner.set_prompt(ov.prompt_edit);   // the restyled frame arrives through collect()
                 ov.prompt_applied = ov.prompt_edit;
                 ov.prompt_error.clear();
-                if (engine->redraw(frame)) frame_dirty = true;
                 ov.post("prompt applied");
             } catch (const dc::Error& e) {
                 ov.prompt_error = e.message();   // the old style stays
             }
         }
 
-        const int64_t f = engine->stats().frame;
-        if (!auto_shot_done && f == o.screenshot_at) {
+        const int64_t f = shown.stats.frame;
+        if (!auto_shot_done && f == o.screenshot_at && runner.submitted_frame() == o.screenshot_at) {
             presenter->save_screenshot(auto_shot_path);
             auto_shot_done = true;
             ov.last_screenshot = auto_shot_path;
@@ -246,10 +251,9 @@ int run_play_window(const PlayOptions& o) {
         }
         while (!ov.messages.empty() && ov.now - ov.messages.front().time > 8.0) ov.messages.pop_front();
     }
-    const auto pose = engine->pose();
-    std::printf("dreamcaster: played %" PRId64 " frames with the %s engine", engine->stats().frame,
-                engine->name().c_str());
-    if (pose) std::printf("; final pose x=%.3f y=%.3f angle=%.3f", pose->x, pose->y, pose->angle);
+    runner.wait_idle();
+    std::printf("dreamcaster: played %" PRId64 " frames with the %s engine", shown.stats.frame, runner.name().c_str());
+    if (shown.pose) std::printf("; final pose x=%.3f y=%.3f angle=%.3f", shown.pose->x, shown.pose->y, shown.pose->angle);
     std::printf("\n");
     return kExitOk;
 }

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "app/engine.h"
+#include "app/engine_runner.h"
 #include "common/common.h"
 #include "app/play.h"
 #include "game/game.h"
@@ -159,4 +160,47 @@ TEST_CASE("the window layout keeps the game view crisp and left of the panel", "
     CHECK(l.game_x + l.game_w <= l.panel_x);
     l = dc::app::compute_layout(1920, 1080, 128, 128, false, true);   // smooth, no panel: fills the height
     CHECK((l.game_w == 1080 && l.panel_w == 0));
+}
+
+TEST_CASE("the engine runner steps on its worker thread and gives the same frames as the engine", "[app]") {
+    dc::app::EngineConfig config;
+    auto direct = dc::app::make_engine("reference", config);
+    dc::app::EngineRunner runner(dc::app::make_engine("reference", config), 0);
+    dc::game::Image expected, got;
+    dc::app::FrameSnapshot snap;
+    direct->reset(0, expected);
+    REQUIRE(runner.take_frame(got, snap));
+    CHECK(snap.kind == dc::app::FrameSnapshot::Kind::reset);
+    CHECK(got.rgb == expected.rgb);
+    CHECK_FALSE(runner.take_frame(got, snap));   // nothing newer yet
+
+    dc::game::Action a;
+    a.forward = 1.f;
+    a.turn = 0.4f;
+    for (int i = 1; i <= 5; ++i) {
+        REQUIRE(runner.try_step(a));
+        CHECK(runner.submitted_frame() == i);
+        runner.wait_idle();
+        REQUIRE(runner.take_frame(got, snap));
+        direct->step(a, expected);
+        CHECK(snap.kind == dc::app::FrameSnapshot::Kind::step);
+        CHECK(snap.stats.frame == i);
+        CHECK(got.rgb == expected.rgb);
+        REQUIRE(snap.pose);
+        CHECK(snap.pose->x == direct->pose()->x);
+    }
+    // One step in flight at most.
+    REQUIRE(runner.try_step(a));
+    const bool second = runner.try_step(a);
+    runner.wait_idle();
+    CHECK(runner.submitted_frame() == (second ? 7 : 6));
+
+    CHECK_THROWS_AS(runner.set_prompt("the floor is plaid sparkles"), dc::Error);
+    runner.set_prompt("the floor is blue");
+    CHECK(runner.prompt() == "the floor is blue");
+    runner.reset(0);
+    REQUIRE(runner.take_frame(got, snap));
+    CHECK(snap.kind == dc::app::FrameSnapshot::Kind::reset);
+    CHECK(snap.stats.frame == 0);
+    CHECK(runner.submitted_frame() == 0);
 }
