@@ -9,17 +9,22 @@
 //
 // One implementation composes three independent parts, each switchable between frames (the app's toggles):
 //   cache policy (commit):   "dense" keeps every frame | "window" keeps the last W frames (+ sinks) |
-//                            "tempcache" merges near-duplicate keys into groups (log-count bias, exact Lemma 5.1)
+//                            "tempcache" merges near-duplicate keys into groups (log-count bias, exact Lemma 5.1) |
+//                            "tempcache+window" merges, then evicts groups not refreshed within the last W frames
 //   self-attention kernel:   dense | "annsa" (each query attends to cached keys in its LSH bucket(s))
 //   cross-attention kernel:  dense | "annca" (keep prompt tokens that share a bucket with some query)
-// A spec's type names the non-default parts joined by '+': "dense", "window", "tempcache", "annsa", "annca",
-// "tempcache+annsa+annca", …; params is a JSON object with one sub-object per part, e.g.
+// A spec's type names the non-default parts joined by '+' in any order: "dense", "window", "tempcache", "annsa",
+// "annca", "tempcache+annsa+annca", …; params is a JSON object with one sub-object per part, e.g.
 //   {"tempcache": {"tau": 0.9}, "annsa": {"bits": 8, "probes": 1, "dense_step_fraction": 0.3}}
+// Sub-objects of parts the type does not enable are validated and kept (the app keeps every part's settings while
+// toggling), but have no effect. Every field, its default and why: the *Params structs below.
 // Unknown types, unknown parameter names and out-of-range values throw dc::Error naming what was accepted.
 //
 // Logits: q·k / sqrt(D) + bias[h, t] − temporal_slope[h] · (ctx.frame − frame_of_key[t]); the current frame's own
 // keys have frame = ctx.frame and bias 0. bias holds log(group size) from TempCache (0 for single keys).
 // Batch B must be 1 when a cache is used (one play session per cache); training uses the model's own masked path.
+// Devices: CPU tensors run torch ops (chunked online softmax, bucket-sorted block-sparse AnnSA, FAISS indexes);
+// CUDA tensors run the kernels of attention/cuda/cuda_ops.h when the build has them.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -36,6 +41,8 @@ namespace dc {
 // Per-layer KV cache of committed frames. Layout: [1, H, T, D] keys/values, [1, H, T] bias (float32),
 // [T] frame index (int64), [T] group size (int32; 1 for an unmerged key). Storage grows by doubling, so appending a
 // frame is amortised O(frame); views returned by keys()/values()/... cover the T live entries only.
+// Index data for AnnSA (per-entry LSH codes [1, H, T] int32, and on the CPU a bucket-sorted copy of keys/values
+// built at the first sparse call after a change) is kept here too, in sync with every append/update/compact.
 class KvCache {
 public:
     KvCache(int64_t n_heads, int64_t head_dim, at::ScalarType dtype, at::Device device);
@@ -45,35 +52,50 @@ public:
 
     int64_t n_heads() const;
     int64_t head_dim() const;
+    at::ScalarType dtype() const;
+    at::Device device() const;
     int64_t size() const;               // T, live entries
     int64_t n_frames() const;           // distinct frames with at least one live entry
+    std::vector<int64_t> frame_ids() const;   // those frames, ascending
     at::Tensor keys() const;            // [1, H, T, D]
     at::Tensor values() const;          // [1, H, T, D]
     at::Tensor bias() const;            // [1, H, T] float32, log(group size)
     at::Tensor frames() const;          // [T] int64
     at::Tensor group_sizes() const;     // [T] int32
+    int64_t version() const;            // changes on every mutation (derived data is rebuilt when it changes)
 
     // Appends a frame's tokens: k, v [1, H, N, D]; all get frame index `frame`, group size 1 and bias 0.
     void append(const at::Tensor& k, const at::Tensor& v, int64_t frame);
     // Replaces entries idx [M] (int64) in place: new key, value, frame, group size (bias becomes log(size)).
+    // k, v [1, H, M, D]; group_size [M] (int32 or int64).
     void update(const at::Tensor& idx, const at::Tensor& k, const at::Tensor& v, int64_t frame,
                 const at::Tensor& group_size);
     // Keeps only entries where keep [T] (bool) is true, preserving order.
     void compact(const at::Tensor& keep);
     void clear();
 
-    // Exact byte accounting of live entries (keys + values + bias + frame + group size) and of allocated storage.
+    // LSH codes of the live keys for `planes` [H, D, bits] float32 (identified by `tag`): [1, H, T] int32,
+    // code = Σ_b [k·planes[h, :, b] > 0] << b. Computed for all keys on first use or when the tag changes, then
+    // kept in sync by append/update/compact (so AnnSA can be switched on at any frame).
+    at::Tensor key_codes(const at::Tensor& planes, uint64_t tag) const;
+
+    // Exact byte accounting of live entries (keys + values + bias + frame + group size) and of allocated storage:
+    // bytes() = T · (2·H·D·sizeof(dtype) + 4·H + 8 + 4).
     int64_t bytes() const;
     int64_t capacity_bytes() const;
+    // Bytes of index data held for AnnSA (codes, bucket-sorted copies); not part of bytes() or the budget.
+    int64_t index_bytes() const;
 
     // Optional budget: when a commit leaves more than max_tokens entries (or more than max_bytes of live entries),
     // whole oldest frames are evicted (after the first `sink_frames` frames, which are kept) until it fits.
+    // The frame just committed is never evicted, so a budget below one frame keeps sinks + that frame.
     // 0 = unbounded. Policy is applied by Attention::commit, reported in AttentionStats::evicted.
     int64_t max_tokens = 0;
     int64_t max_bytes = 0;
     int64_t sink_frames = 0;
 
 private:
+    friend struct KvCacheAccess;   // the implementations in attention/*.cpp
     struct Impl;
     std::unique_ptr<Impl> m_impl;
 };
@@ -95,24 +117,82 @@ struct AttentionStats {
     int64_t query_rows = 0;         // queries × heads processed
     int64_t keys_available = 0;     // Σ over query rows of keys they could attend (cache + frame)
     int64_t keys_attended = 0;      // Σ over query rows of keys actually scored
-    double recall_sum = 0;          // Σ recall over measured calls (fraction of dense attention mass kept)
-    int64_t recall_calls = 0;
+    double recall_sum = 0;          // Σ recall over measured self-attention calls (fraction of dense mass kept)
+    int64_t recall_calls = 0;       // only approximate (sparse AnnSA) calls are measured
     int64_t cross_available = 0;    // prompt tokens available (valid, × heads) over cross calls
     int64_t cross_kept = 0;         // prompt tokens kept by AnnCA (× heads)
+    double cross_recall_sum = 0;    // Σ recall over measured AnnCA calls
+    int64_t cross_recall_calls = 0;
     int64_t committed = 0;          // tokens offered to the cache by commits
     int64_t merged = 0;             // of those, merged into an existing group (TempCache)
     int64_t evicted = 0;            // tokens evicted by window/budget
     double density() const;         // keys_attended / keys_available (1 for dense)
     double recall() const;          // mean recall over measured calls, or -1 when none measured
-    double cross_kept_fraction() const;
+    double cross_kept_fraction() const;   // 1 when no cross call ran
+    double cross_recall() const;    // mean AnnCA recall, or -1 when none measured
     double merge_rate() const;      // merged / committed
     void add(const AttentionStats& other);
+};
+
+// ---- parameters (the JSON sub-objects of AttentionSpec::params_json; defaults are the documented choices) --------
+
+struct TempCacheParams {
+    double tau = 0.9;               // cosine threshold to merge; paper's 0.9. Range [0, 2]: > 1 never merges
+    int64_t lookback = 1;           // candidates: entries of frames ≥ frame − lookback; 1 = the previous frame's
+                                    // tokens (after a commit the newest frame holds exactly one entry per token)
+    std::string match_index = "exact";   // "exact" | "lsh" | "sq8": top-1 search among many candidates; exact is
+                                    // one matmul for ≤ index_min_candidates and needs no tuning
+    int64_t index_min_candidates = 4096;   // use match_index only from this many candidates (below, exact is
+                                    // cheaper than building an index)
+};
+
+struct WindowParams {
+    int64_t frames = 16;            // keep the newest 16 frames (Self-Forcing/Matrix-Game use a window of this size)
+    int64_t sinks = 0;              // plus this many oldest frames (attention sinks); 0 = plain sliding window
+};
+
+struct AnnSAParams {
+    int bits = 8;                   // LSH hyperplanes per head, 2^bits buckets (1..16). With probes = 32: 15% of
+                                    // the cache scored at 84% recall on the bench's drifting frames, the best
+                                    // recall per scored key measured (bench/attention_bench.md)
+    int probes = 32;                // buckets per query, cheapest bit flips first (multi-probe); ≥ 2^bits = all.
+                                    // 1 probe at 8 bits kept only ~30% of the attention mass there
+    double dense_step_fraction = 0.3;    // steps with step < ceil(f·n_steps) run dense (paper: first ~30%)
+    double sparse_block_fraction = 0.7;  // the last round(f·n_layers) blocks run sparse (paper: ~70% of blocks)
+    int64_t min_cache_tokens = 8192;     // smaller caches run dense: exact, and on the CPU as fast as bucketing
+                                         // 256 buckets (measured crossover, bench/attention_bench.md)
+    uint64_t seed = 0x5eed5a;       // hyperplanes of layer l come from seed + l (fixed, so runs are reproducible)
+    std::string index = "lsh";      // "lsh": bucket codes (fast path, CUDA kernel); "sq8" | "exact": each query
+                                    // attends to its top_k cached keys found through that ANN index (CPU only)
+    int64_t top_k = 256;            // keys per query in the top-k modes (index "sq8" or "exact")
+};
+
+struct AnnCAParams {
+    int bits = 12;                  // LSH hyperplanes per head for queries and prompt keys (1..16); with probes = 4
+                                    // it kept 39% of prompt tokens at 94% recall on the bench's synthetic prompt
+                                    // (paper: 30–45% kept at 85–94% recall)
+    int probes = 4;                 // buckets per query (as AnnSA); ≥ 2^bits keeps every valid token
+    uint64_t seed = 0xca5eed;       // hyperplanes of layer l come from seed + l
+    std::string index = "lsh";      // "lsh": shared buckets; "sq8" | "exact": keep each query's top_k prompt tokens
+    int64_t top_k = 4;              // prompt tokens kept per query in the top-k modes
+};
+
+// A parsed spec: which parts are on and all parameters.
+struct AttentionConfig {
+    bool tempcache = false, window = false, annsa = false, annca = false;
+    TempCacheParams tempcache_params;
+    WindowParams window_params;
+    AnnSAParams annsa_params;
+    AnnCAParams annca_params;
 };
 
 struct AttentionSpec {
     std::string type = "dense";
     std::string params_json = "{}";                 // JSON object (see header comment)
+    // Validates type and params (throws dc::Error saying what was expected and what was found).
     static AttentionSpec parse(const std::string& type, const std::string& params_json = "{}");
+    static AttentionSpec from_config(const AttentionConfig& config);   // every parameter written out
+    AttentionConfig config() const;                 // parsed and validated
     std::string to_string() const;                  // "type {params}" for logs and recordings
 };
 
@@ -128,7 +208,7 @@ public:
                                    const AttentionContext& ctx, AttentionStats* stats) = 0;
 
     // Cross-attention of the current frame to prompt tokens. q: [B, H, N, D]; k, v: [B, H, P, D];
-    // valid: [B, P] bool (false = padding). Returns [B, H, N, D].
+    // valid: [B, P] bool (false = padding). Returns [B, H, N, D]. A row with no valid token returns zeros.
     virtual at::Tensor cross_attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                     const at::Tensor& valid, const AttentionContext& ctx, AttentionStats* stats) = 0;
 
@@ -144,9 +224,12 @@ Attention::Ptr make_attention(const AttentionSpec& spec);
 // The registered types, for tests and the GUI: "dense", "window", "tempcache", "annsa", "annca",
 // "tempcache+annsa+annca".
 std::vector<std::string> attention_types();
+// Every part's parameters with their defaults, as a JSON object (for the GUI and `--help`).
+std::string default_attention_params_json();
 
 // Reference dense attention with per-key bias (the ground truth every kernel is tested against).
 // q [B,H,N,D], k/v [B,H,T,D], bias [B,H,T] float or undefined, key_mask [B,T] bool or undefined → [B,H,N,D].
+// Computed in float32 (float64 for float64 inputs); rows whose keys are all masked give zeros.
 at::Tensor dense_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias,
                            const at::Tensor& key_mask);
 

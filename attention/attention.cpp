@@ -1,0 +1,533 @@
+// The composed attention implementation: cache policy (dense/window/tempcache) × self kernel (dense/annsa) ×
+// cross kernel (dense/annca), with CPU torch paths and CUDA dispatch.
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <tuple>
+#include <unordered_map>
+
+#include "attention/attention_impl.h"
+#include "common/common.h"
+
+#ifdef DC_HAVE_CUDA
+#include "attention/cuda/cuda_ops.h"
+#endif
+
+namespace dc {
+
+namespace {
+
+uint64_t mix(uint64_t a, uint64_t b) {
+    uint64_t z = a ^ (b + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2));
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return (z ^ (z >> 31)) | 1;   // never 0 (0 means "no codes")
+}
+
+void check_frame_qkv(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const KvCache& cache,
+                     const char* what) {
+    DC_CHECK(q.defined() && k.defined() && v.defined(), what << " expects defined q, k, v");
+    DC_CHECK(q.dim() == 4 && q.size(0) == 1 && q.size(1) == cache.n_heads() && q.size(3) == cache.head_dim() &&
+                 q.size(2) >= 1,
+             what << " expects q [1, " << cache.n_heads() << ", N ≥ 1, " << cache.head_dim() << "] (B = 1 with a "
+                  << "cache), found " << q.sizes());
+    DC_CHECK(k.sizes() == q.sizes() && v.sizes() == q.sizes(),
+             what << " expects k and v shaped like q " << q.sizes() << ", found " << k.sizes() << " and "
+                  << v.sizes());
+    DC_CHECK(q.device() == cache.device() && k.device() == cache.device() && v.device() == cache.device(),
+             what << " expects q, k, v on the cache's device " << cache.device() << ", found " << q.device());
+}
+
+void check_ctx(const AttentionContext& ctx) {
+    DC_CHECK(ctx.n_layers >= 1 && ctx.layer >= 0 && ctx.layer < ctx.n_layers,
+             "AttentionContext expects 0 ≤ layer < n_layers, found layer " << ctx.layer << " of " << ctx.n_layers);
+    DC_CHECK(ctx.n_steps >= 1 && ctx.step >= 0 && ctx.step <= ctx.n_steps,
+             "AttentionContext expects 0 ≤ step ≤ n_steps (n_steps = commit pass), found step "
+                 << ctx.step << " of " << ctx.n_steps);
+}
+
+// The CPU bucket store for these planes: built on first use, then kept in sync by the cache itself.
+std::shared_ptr<const BucketStore> cpu_bucket_store(const KvCache& cache, const at::Tensor& planes, uint64_t tag,
+                                                    int bits, at::ScalarType dt) {
+    CacheImpl& m = KvCacheAccess::impl(cache);
+    cache.key_codes(planes, tag);   // codes for this tag (a new tag drops the old store)
+    if (!m.store || m.store->tag != tag || m.store->dt != dt || m.store->bits != bits)
+        m.store = build_bucket_store(m, bits, dt);
+    return m.store;
+}
+
+#ifdef DC_HAVE_CUDA
+std::shared_ptr<const BucketLayout> cuda_bucket_layout(const KvCache& cache, const at::Tensor& planes, uint64_t tag,
+                                                       int bits) {
+    CacheImpl& m = KvCacheAccess::impl(cache);
+    at::Tensor codes = cache.key_codes(planes, tag);   // [1, H, T] int32
+    if (m.layout && m.layout->tag == tag && m.layout->version == m.version && m.layout->offsets_t.defined())
+        return m.layout;
+    auto lay = std::make_shared<BucketLayout>();
+    lay->tag = tag;
+    lay->bits = bits;
+    lay->version = m.version;
+    std::tie(lay->perm, lay->offsets_t) = dc::cuda::bucket_sort(codes.contiguous(), bits);
+    m.layout = lay;
+    return lay;
+}
+#endif
+
+// Top-k indexes over the cache (one per head), for annsa.index "sq8"/"exact". Keys are augmented with their
+// additive term so that the index ranks by the full logit: [k, kadd·√D] · [q, 1] = q·k + √D·kadd.
+using HeadIndexes = std::vector<std::unique_ptr<AnnIndex>>;
+
+std::shared_ptr<HeadIndexes> topk_indexes(const KvCache& cache, const std::string& kind, const at::Tensor& kadd,
+                                          const AttentionContext& ctx) {
+    CacheImpl& m = KvCacheAccess::impl(cache);
+    const std::string key = "sa-topk:" + kind + ":" + std::to_string(ctx.layer) + ":" + std::to_string(ctx.frame);
+    auto it = m.derived.find(key);
+    if (it != m.derived.end()) return std::static_pointer_cast<HeadIndexes>(it->second);
+    auto idx = std::make_shared<HeadIndexes>();
+    const double sd = std::sqrt(static_cast<double>(m.head_dim));
+    at::Tensor keys = cache.keys()[0].to(at::kFloat);   // [H, T, D]
+    for (int64_t h = 0; h < m.n_heads; ++h) {
+        idx->push_back(make_ann_index(kind, m.head_dim + 1));
+        at::Tensor aug = at::cat({keys[h], kadd[h].to(at::kFloat).mul(sd).unsqueeze(1)}, 1);   // [T, D + 1]
+        idx->back()->add(aug);
+    }
+    m.derived[key] = idx;
+    return idx;
+}
+
+class ComposedAttention final : public Attention {
+public:
+    explicit ComposedAttention(AttentionSpec spec) : m_spec(std::move(spec)), m_cfg(m_spec.config()) {}
+    const AttentionSpec& spec() const override { return m_spec; }
+
+    at::Tensor self_attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const KvCache& cache,
+                           const AttentionContext& ctx, AttentionStats* stats) override;
+    at::Tensor cross_attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& valid,
+                            const AttentionContext& ctx, AttentionStats* stats) override;
+    void commit(KvCache& cache, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                const AttentionContext& ctx, AttentionStats* stats) override;
+
+private:
+    bool annsa_sparse(const AttentionContext& ctx, int64_t cache_tokens) const;
+    const at::Tensor& planes(std::map<std::tuple<int, int64_t, int64_t>, at::Tensor>& store, int layer, int64_t H,
+                             int64_t D, int bits, uint64_t seed);
+    uint64_t sa_tag(int layer, int64_t H, int64_t D) const {
+        return mix(mix(mix(m_cfg.annsa_params.seed + static_cast<uint64_t>(layer), 0x5a), m_cfg.annsa_params.bits),
+                   static_cast<uint64_t>(H * 4099 + D));
+    }
+    int64_t tempcache_commit(KvCache& cache, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             const AttentionContext& ctx);
+
+    AttentionSpec m_spec;
+    AttentionConfig m_cfg;
+    std::map<std::tuple<int, int64_t, int64_t>, at::Tensor> m_sa_planes, m_ca_planes;   // per (layer, H, D)
+};
+
+bool ComposedAttention::annsa_sparse(const AttentionContext& ctx, int64_t cache_tokens) const {
+    if (!m_cfg.annsa || cache_tokens == 0) return false;
+    const AnnSAParams& p = m_cfg.annsa_params;
+    if (cache_tokens < p.min_cache_tokens) return false;
+    const int64_t dense_steps =
+        static_cast<int64_t>(std::ceil(p.dense_step_fraction * static_cast<double>(ctx.n_steps) - 1e-9));
+    if (ctx.step < dense_steps) return false;
+    const int64_t sparse_blocks = std::llround(p.sparse_block_fraction * static_cast<double>(ctx.n_layers) + 1e-9);
+    return ctx.layer >= ctx.n_layers - sparse_blocks;
+}
+
+const at::Tensor& ComposedAttention::planes(std::map<std::tuple<int, int64_t, int64_t>, at::Tensor>& store,
+                                            int layer, int64_t H, int64_t D, int bits, uint64_t seed) {
+    auto key = std::make_tuple(layer, H, D);
+    auto it = store.find(key);
+    if (it == store.end()) it = store.emplace(key, lsh_planes(H, D, bits, seed + static_cast<uint64_t>(layer))).first;
+    return it->second;
+}
+
+at::Tensor ComposedAttention::self_attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                          const KvCache& cache, const AttentionContext& ctx, AttentionStats* stats) {
+    check_frame_qkv(q, k, v, cache, "self_attend");
+    check_ctx(ctx);
+    const int64_t H = q.size(1), N = q.size(2), D = q.size(3), T = cache.size();
+    const bool sparse = annsa_sparse(ctx, T);
+    const AnnSAParams& sp = m_cfg.annsa_params;
+    AttentionStats st;
+    st.calls = 1;
+    st.query_rows = H * N;
+    st.keys_available = H * N * (T + N);
+    st.keys_attended = st.keys_available;
+    at::Tensor out;
+    const auto dt = compute_dtype(q.scalar_type());
+    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+
+    // What the sparse call attended, for the recall measurement: per sampled row, cached keys scored.
+    std::vector<std::vector<int64_t>> rows;
+    std::vector<at::Tensor> attended;
+    at::Tensor probes, codes;   // [H, N, P], [H, T]
+
+#ifdef DC_HAVE_CUDA
+    if (q.is_cuda()) {
+        at::Tensor slope;
+        if (ctx.temporal_slope.defined()) slope = ctx.temporal_slope.to(q.device(), at::kFloat).contiguous();
+        if (!sparse) {
+            out = dc::cuda::dense_attention(q.contiguous(), cache.keys(), cache.values(), cache.bias(),
+                                            cache.frames(), k.contiguous(), v.contiguous(), slope, ctx.frame);
+        } else {
+            DC_CHECK(sp.index == "lsh", "annsa.index \"" << sp.index << "\" runs on the CPU only; use \"lsh\" with "
+                                                         << "CUDA tensors");
+            const at::Tensor& pl = planes(m_sa_planes, ctx.layer, H, D, sp.bits, sp.seed);
+            const uint64_t tag = sa_tag(ctx.layer, H, D);
+            auto lay = cuda_bucket_layout(cache, pl, tag, sp.bits);
+            at::Tensor pr = lsh_probe_codes(q, pl, sp.probes).contiguous();   // [1, H, N, P] int32 on q's device
+            auto res = dc::cuda::bucketed_attention(q.contiguous(), pr, cache.keys(), cache.values(), cache.bias(),
+                                                    cache.frames(), lay->perm, lay->offsets_t, k.contiguous(),
+                                                    v.contiguous(), slope, ctx.frame);
+            out = res.first;
+            st.keys_attended = res.second.sum().item<int64_t>() + H * N * N;
+            probes = pr[0];
+            codes = cache.key_codes(pl, tag)[0];
+        }
+        if (sparse && ctx.measure_recall) {
+            at::Tensor qs = q[0].to(at::kFloat).mul(scale);
+            at::Tensor kadd = cache_key_add(cache, ctx, at::kFloat);
+            rows = recall_rows(H, N);
+            for (int64_t h = 0; h < H; ++h) {
+                if (rows[h].empty()) {
+                    attended.emplace_back();
+                    continue;
+                }
+                at::Tensor ri = at::tensor(rows[h], at::TensorOptions().dtype(at::kLong)).to(q.device());
+                at::Tensor pr = probes[h].index_select(0, ri);   // [R, P]
+                attended.push_back(codes[h].view({1, T, 1}).eq(pr.unsqueeze(1)).any(2));
+            }
+            st.recall_sum = self_recall(qs, cache.keys()[0], kadd, k[0].to(at::kFloat), rows, attended);
+            st.recall_calls = 1;
+        }
+        if (stats) stats->add(st);
+        return out;
+    }
+#endif
+
+    at::Tensor qs = q[0].to(dt).mul(scale);   // [H, N, D]
+    at::Tensor kc = k[0].to(dt), vc = v[0].to(dt);
+    at::Tensor kadd = cache_key_add(cache, ctx, dt);   // [H, T]
+    at::Tensor ck = cache.keys()[0], cv = cache.values()[0];
+    if (!sparse) {
+        out = attend_dense_chunked(qs, ck, cv, kadd, kc, vc);
+    } else if (sp.index == "lsh") {
+        const at::Tensor& pl = planes(m_sa_planes, ctx.layer, H, D, sp.bits, sp.seed);
+        const uint64_t tag = sa_tag(ctx.layer, H, D);
+        auto store = cpu_bucket_store(cache, pl, tag, sp.bits, dt);
+        probes = lsh_probe_codes(q, pl, sp.probes)[0];   // [H, N, P]
+        auto res = attend_bucketed_cpu(qs, *store, kadd, probes, kc, vc);
+        out = res.first;
+        st.keys_attended = res.second.sum().item<int64_t>() + H * N * N;
+        if (ctx.measure_recall) {
+            codes = cache.key_codes(pl, tag)[0];
+            rows = recall_rows(H, N);
+            for (int64_t h = 0; h < H; ++h) {
+                at::Tensor ri = at::tensor(rows[h], at::TensorOptions().dtype(at::kLong));
+                at::Tensor pr = probes[h].index_select(0, ri);   // [R, P]
+                attended.push_back(codes[h].view({1, T, 1}).eq(pr.unsqueeze(1)).any(2));
+            }
+        }
+    } else {
+        auto idx = topk_indexes(cache, sp.index, kadd, ctx);
+        const int64_t kk = std::min<int64_t>(sp.top_k, T);
+        std::vector<at::Tensor> ids;
+        at::Tensor qaug = at::cat({q[0].to(at::kFloat), at::ones({H, N, 1}, at::kFloat)}, 2);   // [H, N, D + 1]
+        int64_t scored = 0;
+        for (int64_t h = 0; h < H; ++h) {
+            ids.push_back((*idx)[static_cast<size_t>(h)]->search(qaug[h], kk).second);   // [N, kk]
+            scored += ids.back().ge(0).sum().item<int64_t>();
+        }
+        out = attend_selected_cpu(qs, ck, cv, kadd, ids, kc, vc);
+        st.keys_attended = scored + H * N * N;
+        if (ctx.measure_recall) {
+            rows = recall_rows(H, N);
+            for (int64_t h = 0; h < H; ++h) {
+                at::Tensor mask = at::zeros({static_cast<int64_t>(rows[h].size()), T}, at::kBool);
+                for (size_t r = 0; r < rows[h].size(); ++r) {
+                    at::Tensor id = ids[static_cast<size_t>(h)][rows[h][r]];
+                    mask[static_cast<int64_t>(r)].index_fill_(0, id.masked_select(id.ge(0)), true);
+                }
+                attended.push_back(mask);
+            }
+        }
+    }
+    if (sparse && ctx.measure_recall) {
+        st.recall_sum = self_recall(qs, ck, kadd, kc, rows, attended);
+        st.recall_calls = 1;
+    }
+    if (stats) stats->add(st);
+    return out.unsqueeze(0).to(q.scalar_type());
+}
+
+at::Tensor ComposedAttention::cross_attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                           const at::Tensor& valid, const AttentionContext& ctx,
+                                           AttentionStats* stats) {
+    DC_CHECK(q.defined() && q.dim() == 4, "cross_attend expects q [B, H, N, D], found " << q.sizes());
+    const int64_t B = q.size(0), H = q.size(1), N = q.size(2), D = q.size(3);
+    DC_CHECK(k.dim() == 4 && k.size(0) == B && k.size(1) == H && k.size(3) == D && v.sizes() == k.sizes(),
+             "cross_attend expects k, v [" << B << ", " << H << ", P, " << D << "], found " << k.sizes() << " and "
+                                           << v.sizes());
+    const int64_t P = k.size(2);
+    DC_CHECK(valid.defined() && valid.dim() == 2 && valid.size(0) == B && valid.size(1) == P,
+             "cross_attend expects valid [" << B << ", " << P << "] bool, found "
+                                            << (valid.defined() ? valid.sizes() : at::IntArrayRef{}));
+    check_ctx(ctx);
+    at::Tensor vb = valid.to(at::kBool);
+    AttentionStats st;
+    st.calls = 1;
+    const int64_t n_valid = vb.sum().item<int64_t>();
+    st.cross_available = H * n_valid;
+    st.cross_kept = st.cross_available;
+    if (!m_cfg.annca || P == 0) {
+        at::Tensor out = masked_attention(q, k, v, vb.unsqueeze(1)).to(q.scalar_type());
+        if (stats) stats->add(st);
+        return out;
+    }
+    const AnnCAParams& cp = m_cfg.annca_params;
+    at::Tensor keep;   // [B, H, P] bool
+    if (cp.index == "lsh") {
+        const at::Tensor& pl = planes(m_ca_planes, ctx.layer, H, D, cp.bits, cp.seed);
+        at::Tensor kcodes = lsh_codes(k, pl);   // [B, H, P]
+#ifdef DC_HAVE_CUDA
+        if (q.is_cuda()) {
+            at::Tensor qc = cp.probes == 1 ? lsh_codes(q, pl) : lsh_probe_codes(q, pl, cp.probes).reshape({B, H, -1});
+            keep = dc::cuda::annca_keep(qc.contiguous(), kcodes.contiguous(), vb.contiguous());
+        }
+#endif
+        if (!keep.defined()) {
+            at::Tensor qc = lsh_probe_codes(q, pl, cp.probes).reshape({B, H, -1}).to(at::kCPU).contiguous();
+            at::Tensor kc = kcodes.to(at::kCPU).contiguous();
+            at::Tensor vh = vb.to(at::kCPU).contiguous();
+            keep = at::zeros({B, H, P}, at::kBool);
+            const int64_t nq = qc.size(2);
+            const int32_t* qp = qc.data_ptr<int32_t>();
+            const int32_t* kp = kc.data_ptr<int32_t>();
+            const bool* vp = vh.data_ptr<bool>();
+            bool* op = keep.data_ptr<bool>();
+            std::vector<uint8_t> seen(size_t{1} << cp.bits);
+            for (int64_t bh = 0; bh < B * H; ++bh) {
+                std::fill(seen.begin(), seen.end(), 0);
+                for (int64_t i = 0; i < nq; ++i) seen[static_cast<size_t>(qp[bh * nq + i])] = 1;
+                const int64_t b = bh / H;
+                for (int64_t p = 0; p < P; ++p)
+                    op[bh * P + p] = vp[b * P + p] && seen[static_cast<size_t>(kp[bh * P + p])];
+            }
+            keep = keep.to(q.device());
+        }
+    } else {
+        DC_CHECK(!q.is_cuda(), "annca.index \"" << cp.index << "\" runs on the CPU only; use \"lsh\" with CUDA "
+                                                << "tensors");
+        keep = at::zeros({B, H, P}, at::kBool);
+        const int64_t kk = std::min<int64_t>(cp.top_k, P);
+        for (int64_t b = 0; b < B; ++b) {
+            at::Tensor vid = vb[b].nonzero().view({-1});   // [Pv] valid prompt positions
+            if (vid.numel() == 0) continue;
+            for (int64_t h = 0; h < H; ++h) {
+                auto index = make_ann_index(cp.index, D);
+                index->add(k[b][h].index_select(0, vid));
+                at::Tensor ids = index->search(q[b][h], std::min<int64_t>(kk, vid.numel())).second;   // [N, k]
+                ids = ids.masked_select(ids.ge(0));
+                keep[b][h].index_fill_(0, vid.index_select(0, ids), true);
+            }
+        }
+    }
+    // A head that keeps nothing would attend to nothing: it falls back to every valid token (dense).
+    at::Tensor none = keep.any(2, true).logical_not();                    // [B, H, 1]
+    keep = keep.logical_or(none.logical_and(vb.unsqueeze(1)));
+    st.cross_kept = keep.sum().item<int64_t>();
+    // Gather the kept tokens to the front (stable), padded to the largest kept count.
+    const int64_t pk = std::max<int64_t>(1, keep.sum(2).max().item<int64_t>());
+    at::Tensor order = std::get<1>(at::sort(keep.to(at::kInt), /*stable=*/true, /*dim=*/2, /*descending=*/true));
+    at::Tensor idx = order.narrow(2, 0, pk);                                          // [B, H, pk]
+    at::Tensor gmask = keep.gather(2, idx);                                           // [B, H, pk]
+    at::Tensor gidx = idx.unsqueeze(3).expand({B, H, pk, D});
+    at::Tensor out = masked_attention(q, k.gather(2, gidx), v.gather(2, gidx), gmask).to(q.scalar_type());
+    if (ctx.measure_recall) {
+        st.cross_recall_sum = cross_recall(q, k, vb, keep);
+        st.cross_recall_calls = 1;
+    }
+    (void)N;
+    if (stats) stats->add(st);
+    return out;
+}
+
+int64_t ComposedAttention::tempcache_commit(KvCache& cache, const at::Tensor& q, const at::Tensor& k,
+                                            const at::Tensor& v, const AttentionContext& ctx) {
+    CacheImpl& m = KvCacheAccess::impl(cache);
+    const TempCacheParams& tp = m_cfg.tempcache_params;
+    const int64_t H = q.size(1), N = q.size(2), D = q.size(3), HD = H * D;
+    std::vector<int64_t> cand;
+    for (int64_t t = 0; t < m.size; ++t)
+        if (m.host_frames[static_cast<size_t>(t)] >= ctx.frame - tp.lookback) cand.push_back(t);
+    if (cand.empty()) {
+        cache.append(k, v, ctx.frame);
+        return 0;
+    }
+    const int64_t C = static_cast<int64_t>(cand.size());
+    at::Tensor cand_t = at::tensor(cand, at::TensorOptions().dtype(at::kLong)).to(m.device);
+    at::Tensor match, cosv;   // [N] int64 cache index, [N] cosine (CPU)
+#ifdef DC_HAVE_CUDA
+    if (q.is_cuda()) {
+        auto r = dc::cuda::tempcache_match(q.contiguous(), k.contiguous(), cache.keys(), cand_t);
+        match = r.first.to(at::kCPU);
+        cosv = r.second.to(at::kCPU, at::kDouble);
+    }
+#endif
+    if (!match.defined()) {
+        const auto dt = compute_dtype(k.scalar_type());
+        at::Tensor qf = q[0].permute({1, 0, 2}).reshape({N, HD}).to(dt);                              // [N, HD]
+        at::Tensor kn = k[0].permute({1, 0, 2}).reshape({N, HD}).to(dt);                              // [N, HD]
+        at::Tensor kc = cache.keys()[0].index_select(1, cand_t).permute({1, 0, 2}).reshape({C, HD}).to(dt);   // [C, HD]
+        at::Tensor pos;   // [N] candidate position
+        if (C >= tp.index_min_candidates && tp.match_index != "exact") {
+            auto index = make_ann_index(tp.match_index, HD);
+            index->add(kc);
+            pos = index->search(qf, 1).second.select(1, 0).clamp_min(0);
+        } else {
+            pos = qf.mm(kc.t()).argmax(1);
+        }
+        at::Tensor km = kc.index_select(0, pos);   // [N, HD]
+        cosv = ((kn * km).sum(1) / (kn.norm(2, {1}) * km.norm(2, {1})).clamp_min(1e-30)).to(at::kDouble);
+        match = cand_t.index_select(0, pos);
+    }
+    // One-to-one: each cache entry takes at most one new token, the most similar (lowest index on ties).
+    match = match.contiguous();
+    cosv = cosv.contiguous();
+    const int64_t* mp = match.data_ptr<int64_t>();
+    const double* cp = cosv.data_ptr<double>();
+    std::unordered_map<int64_t, int64_t> best;   // cache index → token
+    for (int64_t i = 0; i < N; ++i) {
+        const double c = std::min(1.0, cp[i]);
+        if (!(c >= tp.tau)) continue;
+        auto it = best.find(mp[i]);
+        if (it == best.end())
+            best.emplace(mp[i], i);
+        else if (c > std::min(1.0, cp[it->second]))
+            it->second = i;
+    }
+    std::vector<int64_t> src, idx, rest;
+    std::vector<bool> merged(static_cast<size_t>(N), false);
+    for (const auto& kv : best) merged[static_cast<size_t>(kv.second)] = true;
+    for (int64_t i = 0; i < N; ++i) {
+        if (merged[static_cast<size_t>(i)]) {
+            src.push_back(i);
+            idx.push_back(mp[i]);
+        } else {
+            rest.push_back(i);
+        }
+    }
+    const int64_t M = static_cast<int64_t>(src.size());
+    if (M > 0) {
+        at::Tensor idx_t = at::tensor(idx, at::TensorOptions().dtype(at::kLong)).to(m.device);
+        at::Tensor src_t = at::tensor(src, at::TensorOptions().dtype(at::kLong)).to(m.device);
+        bool done = false;
+#ifdef DC_HAVE_CUDA
+        if (q.is_cuda()) {
+            at::Tensor kk = k.contiguous(), vv = v.contiguous();
+            at::Tensor kc = m.k.narrow(2, 0, m.size), vc = m.v.narrow(2, 0, m.size);   // live views, written in place
+            at::Tensor bc = m.bias.narrow(2, 0, m.size), fc = m.frames.narrow(0, 0, m.size);
+            at::Tensor gc = m.group.narrow(0, 0, m.size);
+            dc::cuda::tempcache_merge(kc, vc, bc, fc, gc, idx_t, src_t, kk, vv, ctx.frame);
+            for (int64_t j = 0; j < M; ++j) {
+                const size_t t = static_cast<size_t>(idx[static_cast<size_t>(j)]);
+                m.host_frames[t] = ctx.frame;
+                m.host_group[t] += 1;
+            }
+            if (m.code_tag != 0) m.codes.index_copy_(2, idx_t, lsh_codes(k.index_select(2, src_t), m.code_planes));
+            m.touched();
+            done = true;
+        }
+#endif
+        if (!done) {
+            const auto dt = compute_dtype(cache.dtype());
+            at::Tensor g = cache.group_sizes().index_select(0, idx_t).to(dt).view({1, 1, M, 1});   // [1, 1, M, 1]
+            at::Tensor v_old = cache.values().index_select(2, idx_t).to(dt);                        // [1, H, M, D]
+            at::Tensor v_new = (v_old * g + v.index_select(2, src_t).to(dt)) / (g + 1);            // running mean
+            at::Tensor g_new = cache.group_sizes().index_select(0, idx_t) + 1;                     // [M] int32
+            cache.update(idx_t, k.index_select(2, src_t), v_new.to(cache.dtype()), ctx.frame, g_new);
+        }
+    }
+    if (!rest.empty()) {
+        at::Tensor rest_t = at::tensor(rest, at::TensorOptions().dtype(at::kLong)).to(m.device);
+        cache.append(k.index_select(2, rest_t), v.index_select(2, rest_t), ctx.frame);
+    }
+    return M;
+}
+
+// Evicts whole frames: keeps `sinks` oldest and the frames chosen by keep_frame; returns tokens evicted.
+int64_t evict_frames(KvCache& cache, const std::vector<int64_t>& drop_frames) {
+    if (drop_frames.empty()) return 0;
+    CacheImpl& m = KvCacheAccess::impl(cache);
+    std::vector<int64_t> sorted = drop_frames;
+    std::sort(sorted.begin(), sorted.end());
+    at::Tensor keep = at::ones({m.size}, at::kBool);
+    bool* kp = keep.data_ptr<bool>();
+    int64_t n = 0;
+    for (int64_t t = 0; t < m.size; ++t)
+        if (std::binary_search(sorted.begin(), sorted.end(), m.host_frames[static_cast<size_t>(t)])) {
+            kp[t] = false;
+            ++n;
+        }
+    cache.compact(keep.to(m.device));
+    return n;
+}
+
+int64_t apply_window(KvCache& cache, const WindowParams& w) {
+    std::vector<int64_t> ids = cache.frame_ids();   // ascending
+    const int64_t n = static_cast<int64_t>(ids.size());
+    if (n <= w.frames + w.sinks) return 0;
+    std::vector<int64_t> drop(ids.begin() + w.sinks, ids.end() - w.frames);
+    return evict_frames(cache, drop);
+}
+
+int64_t apply_budget(KvCache& cache) {
+    if (cache.max_tokens <= 0 && cache.max_bytes <= 0) return 0;
+    CacheImpl& m = KvCacheAccess::impl(cache);
+    if (m.size == 0) return 0;
+    const int64_t per_entry = cache.bytes() / m.size;
+    std::map<int64_t, int64_t> count;   // frame → tokens
+    for (int64_t f : m.host_frames) ++count[f];
+    std::vector<int64_t> ids;
+    for (const auto& kv : count) ids.push_back(kv.first);
+    int64_t tokens = m.size;
+    auto over = [&]() {
+        return (cache.max_tokens > 0 && tokens > cache.max_tokens) ||
+               (cache.max_bytes > 0 && tokens * per_entry > cache.max_bytes);
+    };
+    std::vector<int64_t> drop;
+    const int64_t first = std::max<int64_t>(0, cache.sink_frames);
+    for (int64_t i = first; i + 1 < static_cast<int64_t>(ids.size()) && over(); ++i) {   // newest frame stays
+        drop.push_back(ids[static_cast<size_t>(i)]);
+        tokens -= count[ids[static_cast<size_t>(i)]];
+    }
+    return evict_frames(cache, drop);
+}
+
+void ComposedAttention::commit(KvCache& cache, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const AttentionContext& ctx, AttentionStats* stats) {
+    check_frame_qkv(q, k, v, cache, "commit");
+    check_ctx(ctx);
+    AttentionStats st;
+    st.committed = k.size(2);
+    at::NoGradGuard no_grad;
+    if (m_cfg.tempcache && m_cfg.tempcache_params.tau <= 1.0 && cache.size() > 0)
+        st.merged = tempcache_commit(cache, q.detach(), k.detach(), v.detach(), ctx);
+    else
+        cache.append(k.detach(), v.detach(), ctx.frame);
+    if (m_cfg.window) st.evicted += apply_window(cache, m_cfg.window_params);
+    st.evicted += apply_budget(cache);
+    if (stats) stats->add(st);
+}
+
+}  // namespace
+
+Attention::Ptr make_attention(const AttentionSpec& spec) {
+    AttentionSpec s = AttentionSpec::parse(spec.type, spec.params_json);   // validates (throws with the reason)
+    return std::make_unique<ComposedAttention>(std::move(s));
+}
+
+}  // namespace dc

@@ -1,0 +1,265 @@
+// `dreamcaster bench attention` and the synthetic frames shared with the tests.
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "attention/ann.h"
+#include "attention/attention.h"
+#include "attention/attention_bench.h"
+#include "common/common.h"
+
+namespace dc {
+
+// ---- synthetic frames -------------------------------------------------------------------------------------------
+
+struct SyntheticFrames::Impl {
+    int64_t H, D, N, P, P_valid;
+    double drift, replace, focus;
+    at::Generator gen;
+    at::Tensor content, vstate;   // [H, N, D]
+    at::Tensor pk, pv;            // [H, P, D]
+    at::Tensor valid;             // [P] bool
+    std::vector<int64_t> in_view; // prompt tokens "in view"
+    int64_t frame = 0;
+
+    at::Tensor randn(at::IntArrayRef size) { return at::randn(size, gen, at::TensorOptions().dtype(at::kFloat)); }
+    int64_t randint(int64_t hi) { return at::randint(hi, {1}, gen, at::TensorOptions().dtype(at::kLong)).item<int64_t>(); }
+    at::Tensor renorm(const at::Tensor& x) const {
+        return x / x.norm(2, {-1}, true).clamp_min(1e-12) * std::sqrt(static_cast<double>(D));
+    }
+};
+
+SyntheticFrames::SyntheticFrames(int64_t heads, int64_t head_dim, int64_t tokens, double drift,
+                                 double replace_fraction, double query_focus, uint64_t seed, int64_t prompt_tokens,
+                                 int64_t prompt_valid) {
+    DC_CHECK(heads >= 1 && head_dim >= 1 && tokens >= 1 && prompt_tokens >= 1 && prompt_valid >= 1 &&
+                 prompt_valid <= prompt_tokens,
+             "SyntheticFrames expects positive sizes and 1 ≤ prompt_valid ≤ prompt_tokens, found H=" << heads << " D="
+                 << head_dim << " N=" << tokens << " P=" << prompt_tokens << " valid=" << prompt_valid);
+    m_impl = std::make_unique<Impl>();
+    Impl& m = *m_impl;
+    m.H = heads, m.D = head_dim, m.N = tokens, m.P = prompt_tokens, m.P_valid = prompt_valid;
+    m.drift = drift, m.replace = replace_fraction, m.focus = query_focus;
+    m.gen = at::detail::createCPUGenerator(seed);
+    m.pk = m.randn({m.H, m.P, m.D});
+    m.pv = m.randn({m.H, m.P, m.D});
+    m.valid = at::arange(m.P).lt(m.P_valid);
+    const int64_t n_view = std::max<int64_t>(1, std::llround(0.3 * static_cast<double>(m.P_valid)));
+    at::Tensor perm = at::randperm(m.P_valid, m.gen, at::TensorOptions().dtype(at::kLong));
+    for (int64_t i = 0; i < n_view; ++i) m.in_view.push_back(perm[i].item<int64_t>());
+}
+SyntheticFrames::~SyntheticFrames() = default;
+SyntheticFrames::SyntheticFrames(SyntheticFrames&&) noexcept = default;
+
+SyntheticFrames::Frame SyntheticFrames::next() {
+    Impl& m = *m_impl;
+    if (m.frame == 0) {
+        m.content = m.renorm(m.randn({m.H, m.N, m.D}));
+        m.vstate = m.randn({m.H, m.N, m.D});
+    } else {
+        m.content = m.renorm(m.content + m.drift * m.randn({m.H, m.N, m.D}));
+        m.vstate = m.vstate + m.drift * m.randn({m.H, m.N, m.D});
+        const int64_t n_rep = std::llround(m.replace * static_cast<double>(m.N));
+        if (n_rep > 0) {
+            at::Tensor idx = at::randperm(m.N, m.gen, at::TensorOptions().dtype(at::kLong)).narrow(0, 0, n_rep);
+            m.content.index_copy_(1, idx, m.renorm(m.randn({m.H, n_rep, m.D})));
+            m.vstate.index_copy_(1, idx, m.randn({m.H, n_rep, m.D}));
+        }
+        // The view changes slowly: every 4th frame one in-view prompt token is swapped for another valid one.
+        if (m.frame % 4 == 0 && static_cast<int64_t>(m.in_view.size()) < m.P_valid) {
+            int64_t cand = m.randint(m.P_valid);
+            while (std::find(m.in_view.begin(), m.in_view.end(), cand) != m.in_view.end())
+                cand = (cand + 1) % m.P_valid;
+            m.in_view[static_cast<size_t>(m.randint(static_cast<int64_t>(m.in_view.size())))] = cand;
+        }
+    }
+    ++m.frame;
+    Frame f;
+    f.k = m.content.unsqueeze(0).clone();
+    f.v = m.vstate.unsqueeze(0).clone();
+    f.q = (m.focus * m.content + m.randn({m.H, m.N, m.D})).unsqueeze(0);
+    at::Tensor view = at::tensor(m.in_view, at::TensorOptions().dtype(at::kLong));
+    at::Tensor pick = view.index_select(
+        0, at::randint(static_cast<int64_t>(m.in_view.size()), {m.N}, m.gen, at::TensorOptions().dtype(at::kLong)));
+    f.cq = (m.focus * m.pk.index_select(1, pick) + m.randn({m.H, m.N, m.D})).unsqueeze(0);
+    return f;
+}
+
+at::Tensor SyntheticFrames::prompt_k() const { return m_impl->pk.unsqueeze(0); }
+at::Tensor SyntheticFrames::prompt_v() const { return m_impl->pv.unsqueeze(0); }
+at::Tensor SyntheticFrames::prompt_valid() const { return m_impl->valid.unsqueeze(0); }
+
+// ---- benchmark --------------------------------------------------------------------------------------------------
+
+namespace {
+
+struct Row {
+    std::string name;
+    double self_first_ms = 0, self_ms = 0, cross_ms = 0, commit_ms = 0;
+    double density = 1, recall = -1, kept = 1, cross_recall = -1, merge_rate = 0;
+    int64_t tokens = 0, bytes = 0, index_bytes = 0;
+};
+
+void sync(const at::Tensor& t) {
+    if (t.is_cuda()) (void)t.sum().item<double>();   // waits for the queued kernels
+}
+
+template <class F>
+double time_ms(F&& f) {
+    auto t0 = std::chrono::steady_clock::now();
+    f();
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[v.size() / 2];
+}
+
+Row run_one(const AttentionBenchConfig& c, const std::string& type, const std::string& params) {
+    const at::Device dev = c.device == "cuda" ? at::Device(at::kCUDA) : at::Device(at::kCPU);
+    const at::ScalarType dt = c.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
+    auto attn = make_attention(AttentionSpec::parse(type, params));
+    KvCache cache(c.heads, c.head_dim, dt, dev);
+    SyntheticFrames gen(c.heads, c.head_dim, c.tokens, c.drift, c.replace_fraction, c.query_focus, c.seed,
+                        c.prompt_tokens, c.prompt_valid);
+    at::Tensor pk = gen.prompt_k().to(dev, dt), pv = gen.prompt_v().to(dev, dt), valid = gen.prompt_valid().to(dev);
+    AttentionContext ctx;
+    ctx.n_layers = c.n_layers;
+    ctx.layer = c.n_layers - 1;
+    ctx.n_steps = c.n_steps;
+    AttentionStats commit_stats, s;   // s: density and recall over the last recall_frames frames
+    for (int64_t f = 0; f < c.frames; ++f) {
+        auto fr = gen.next();
+        ctx.frame = f;
+        if (f >= c.frames - c.recall_frames) {   // measured sparse calls; they also make codes incremental
+            ctx.step = c.n_steps - 1;
+            ctx.measure_recall = true;
+            attn->self_attend(fr.q.to(dev, dt), fr.k.to(dev, dt), fr.v.to(dev, dt), cache, ctx, &s);
+            attn->cross_attend(fr.cq.to(dev, dt), pk, pv, valid, ctx, &s);
+            ctx.measure_recall = false;
+        }
+        ctx.step = c.n_steps;
+        attn->commit(cache, fr.q.to(dev, dt), fr.k.to(dev, dt), fr.v.to(dev, dt), ctx, &commit_stats);
+    }
+    auto fr = gen.next();
+    at::Tensor q = fr.q.to(dev, dt), k = fr.k.to(dev, dt), v = fr.v.to(dev, dt), cq = fr.cq.to(dev, dt);
+    ctx.frame = c.frames;
+    ctx.step = c.n_steps - 1;
+    Row r;
+    r.name = type;
+    at::Tensor out;
+    r.self_first_ms = time_ms([&] {   // includes building per-frame index data (bucket-sorted cache)
+        out = attn->self_attend(q, k, v, cache, ctx, nullptr);
+        sync(out);
+    });
+    std::vector<double> ts, tc;
+    for (int i = 0; i < c.repeats; ++i) {
+        ts.push_back(time_ms([&] {
+            out = attn->self_attend(q, k, v, cache, ctx, nullptr);
+            sync(out);
+        }));
+        tc.push_back(time_ms([&] {
+            out = attn->cross_attend(cq, pk, pv, valid, ctx, nullptr);
+            sync(out);
+        }));
+    }
+    r.self_ms = median(ts);
+    r.cross_ms = median(tc);
+    r.density = s.density();
+    r.recall = s.recall();
+    r.kept = s.cross_kept_fraction();
+    r.cross_recall = s.cross_recall();
+    ctx.step = c.n_steps;
+    r.commit_ms = time_ms([&] {
+        attn->commit(cache, q, k, v, ctx, &commit_stats);
+        sync(cache.keys());
+    });
+    r.merge_rate = commit_stats.merge_rate();
+    r.tokens = cache.size();
+    r.bytes = cache.bytes();
+    r.index_bytes = cache.index_bytes();
+    return r;
+}
+
+std::string fmt(const char* f, double x) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, f, x);
+    return buf;
+}
+std::string opt(double x, const char* f = "%.3f") { return x < 0 ? std::string("–") : fmt(f, x); }
+
+}  // namespace
+
+std::string run_attention_bench(const AttentionBenchConfig& c) {
+    DC_CHECK(c.device == "cpu" || c.device == "cuda", "bench device must be \"cpu\" or \"cuda\", found \"" << c.device
+                                                                                                       << "\"");
+    DC_CHECK(c.dtype == "float32" || c.dtype == "bfloat16",
+             "bench dtype must be \"float32\" or \"bfloat16\", found \"" << c.dtype << "\"");
+    DC_CHECK(c.frames >= 1 && c.repeats >= 1 && c.n_layers >= 1 && c.n_steps >= 1,
+             "bench expects frames, repeats, n_layers, n_steps ≥ 1, found " << c.frames << ", " << c.repeats << ", "
+                                                                            << c.n_layers << ", " << c.n_steps);
+    if (c.device == "cuda") {
+#ifdef DC_HAVE_CUDA
+        DC_CHECK(at::hasCUDA(), "bench device \"cuda\" requested but no CUDA device is visible");
+#else
+        DC_FAIL("bench device \"cuda\" requested but this build has no CUDA kernels (build with a CUDA LibTorch)");
+#endif
+    }
+    std::ostringstream os;
+    os << "Attention bench: device " << c.device << " (" << c.dtype << ", " << at::get_num_threads()
+       << " torch threads), " << c.heads << " heads × " << c.head_dim << ", " << c.tokens << " tokens/frame, "
+       << "measured at frame " << c.frames << " (layer " << c.n_layers - 1 << "/" << c.n_layers << ", step "
+       << c.n_steps - 1 << "/" << c.n_steps << "), drift " << c.drift << ", " << c.replace_fraction * 100
+       << "% tokens replaced/frame, prompt " << c.prompt_valid << "/" << c.prompt_tokens << ", FAISS "
+       << (ann_have_faiss() ? "on" : "off") << ", params " << c.params_json << "\n\n";
+    std::vector<Row> rows;
+    for (const auto& type : c.configs) rows.push_back(run_one(c, type, c.params_json));
+    const Row* dense = nullptr;
+    for (const auto& r : rows)
+        if (r.name == "dense") dense = &r;
+    os << "| config | self ms | first self ms | self × dense | cross ms | cross × dense | commit ms | density | "
+          "recall | cross kept | cross recall | merge rate | cache tokens | cache MB | index MB |\n"
+       << "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    for (const auto& r : rows) {
+        os << "| " << r.name << " | " << fmt("%.2f", r.self_ms) << " | " << fmt("%.2f", r.self_first_ms) << " | "
+           << (dense ? fmt("%.1f×", dense->self_ms / r.self_ms) : "–") << " | " << fmt("%.3f", r.cross_ms) << " | "
+           << (dense ? fmt("%.2f×", dense->cross_ms / r.cross_ms) : "–") << " | " << fmt("%.2f", r.commit_ms)
+           << " | " << fmt("%.3f", r.density) << " | " << opt(r.recall) << " | " << fmt("%.3f", r.kept) << " | "
+           << opt(r.cross_recall) << " | " << fmt("%.3f", r.merge_rate) << " | " << r.tokens << " | "
+           << fmt("%.1f", static_cast<double>(r.bytes) / 1e6) << " | "
+           << fmt("%.1f", static_cast<double>(r.index_bytes) / 1e6) << " |\n";
+    }
+    if (c.sweep) {
+        os << "\nAnnSA sweep (self-attention; dense cache and TempCache cache):\n\n"
+           << "| cache | bits | probes | self ms | first self ms | density | recall |\n|---|---|---|---|---|---|---|\n";
+        for (const char* type : {"annsa", "tempcache+annsa"})
+            for (auto bp : std::vector<std::pair<int, int>>{
+                     {4, 1}, {4, 2}, {4, 4}, {5, 4}, {6, 1}, {6, 4}, {6, 8}, {6, 16}, {7, 16}, {8, 16}, {8, 32}}) {
+                std::string params = "{\"annsa\": {\"bits\": " + std::to_string(bp.first) +
+                                     ", \"probes\": " + std::to_string(bp.second) + "}}";
+                Row r = run_one(c, type, params);
+                os << "| " << (std::string(type) == "annsa" ? "dense" : "tempcache") << " | " << bp.first << " | "
+                   << bp.second << " | " << fmt("%.2f", r.self_ms) << " | " << fmt("%.2f", r.self_first_ms) << " | "
+                   << fmt("%.4f", r.density) << " | " << opt(r.recall) << " |\n";
+            }
+        os << "\nAnnCA sweep (cross-attention):\n\n| bits | cross ms | kept | recall |\n|---|---|---|---|\n";
+        AttentionBenchConfig cc = c;
+        cc.frames = std::max<int64_t>(cc.recall_frames, 16);
+        cc.configs = {"annca"};
+        for (int bits : {4, 6, 8, 9, 10, 11, 12, 14}) {
+            Row r = run_one(cc, "annca", "{\"annca\": {\"bits\": " + std::to_string(bits) + "}}");
+            os << "| " << bits << " | " << fmt("%.3f", r.cross_ms) << " | " << fmt("%.3f", r.kept) << " | "
+               << opt(r.cross_recall) << " |\n";
+        }
+    }
+    return os.str();
+}
+
+}  // namespace dc
