@@ -3,8 +3,8 @@
 // Every agent is a function of its seed and the game states it has observed (pose, level, doors, ray distances),
 // computed with the deterministic helpers of game_impl.h, so a (level, prompt, game seed, agent, agent seed) run
 // replays bit-exactly. Actions are analog and smoothed like a person's stick input. All agents share a stuck
-// detector: when the player has moved less than 0.2 cells in 20 ticks while meaning to walk, the agent turns
-// towards the most open direction for a moment and tells the behaviour (which replans).
+// detector: when the sticks asked for at least a cell of travel over 20 ticks but the player moved less than 0.2
+// cells, the agent turns towards the most open direction for a moment and tells the behaviour (which replans).
 #include <algorithm>
 #include <cmath>
 #include <deque>
@@ -20,6 +20,9 @@ namespace {
 
 constexpr int kStuckWindow = 20;        // ticks over which progress is measured
 constexpr float kStuckDistance = 0.2f;  // cells the player must move in kStuckWindow ticks while walking
+constexpr float kStuckIntent = 1.f;     // cells of travel the sticks must ask for in the window to count as walking
+constexpr int kSlowWindow = 45;         // ticks (3 s) over which the player must get somewhere
+constexpr float kSlowDistance = 0.4f;   // cells it must get away from where the window started
 
 float dist2(float ax, float ay, float bx, float by) {
     return (ax - bx) * (ax - bx) + (ay - by) * (ay - by);
@@ -82,10 +85,16 @@ class Wander {
 public:
     Action step(const Game& g, Rng& rng) {
         if (--m_timer <= 0) {
+            // Mostly gentle curves held for 0.7-2.3 s; sometimes a sharp turn, held briefly (no circling).
             m_tgt_fwd = rng.uniform(0.55f, 1.f);
-            m_tgt_turn = rng.chance(0.25f) ? rng.uniform(-0.85f, 0.85f) : rng.uniform(-0.35f, 0.35f);
             m_tgt_strafe = rng.chance(0.3f) ? rng.uniform(-0.45f, 0.45f) : 0.f;
-            m_timer = rng.uniform_int(10, 35);
+            if (rng.chance(0.25f)) {
+                m_tgt_turn = (rng.chance(0.5f) ? 1.f : -1.f) * rng.uniform(0.45f, 0.9f);
+                m_timer = rng.uniform_int(4, 12);
+            } else {
+                m_tgt_turn = rng.uniform(-0.25f, 0.25f);
+                m_timer = rng.uniform_int(10, 35);
+            }
         }
         const float a = g.pose().angle;
         const float front = g.ray_distance(a);
@@ -101,21 +110,25 @@ public:
             tgt_fwd = 0.f;
             tgt_turn = 0.f;
             tgt_strafe = 0.f;
-        } else if (m_avoid > 0 || front < 1.05f || fl < 0.6f || fr < 0.6f) {
+        } else if (m_avoid > 0 || front < 1.05f || fl < 0.35f || fr < 0.35f) {
             m_door_wait = 0;
             if (m_avoid <= 0) {
-                // Towards the more open side; keep the previous choice when avoiding again soon after.
-                if (m_since_avoid > 20) m_avoid_dir = (fr + r > fl + l) ? 1.f : -1.f;
-                m_avoid = rng.uniform_int(4, 9);
+                // Towards the side with the most open space; keep a choice made moments ago (no dithering).
+                const float open_r = std::max(r, std::max(g.ray_distance(a + 0.7f), g.ray_distance(a + 1.9f)));
+                const float open_l = std::max(l, std::max(g.ray_distance(a - 0.7f), g.ray_distance(a - 1.9f)));
+                if (m_since_avoid > 10) m_avoid_dir = open_r >= open_l ? 1.f : -1.f;
+                m_avoid = 25;
             }
             --m_avoid;
             m_since_avoid = 0;
             tgt_turn = m_avoid_dir * rng.uniform(0.7f, 1.f);
             tgt_fwd = front < 0.6f ? 0.05f : 0.5f;
             tgt_strafe = 0.f;
+            if (front > 1.6f && fl > 0.4f && fr > 0.4f) m_avoid = 0;  // the way ahead is open again
         } else {
             m_door_wait = 0;
-            tgt_turn += clampf((fr - fl) * 0.12f, -0.3f, 0.3f);  // drift away from the nearer side
+            tgt_turn += clampf((fr - fl) * 0.12f, -0.3f, 0.3f);                  // drift away from the nearer side
+            if (std::min(fl, fr) < 0.9f) tgt_strafe = fr > fl ? 0.35f : -0.35f;  // and centre in narrow passages
         }
         ++m_since_avoid;
         if ((tgt_strafe > 0.f && r < 0.7f) || (tgt_strafe < 0.f && l < 0.7f)) tgt_strafe = 0.f;
@@ -247,8 +260,8 @@ public:
 
     Action act(const Game& g) override {
         const Pose& p = g.pose();
-        m_history.push_back({p.x, p.y});
-        if (m_history.size() > size_t(kStuckWindow) + 1) m_history.pop_front();
+        m_history.push_back({p.x, p.y, 0.f});
+        if (m_history.size() > size_t(kSlowWindow) + 1) m_history.pop_front();
         Action a;
         if (m_unstick > 0) {
             --m_unstick;
@@ -256,30 +269,55 @@ public:
                          p.y + float(det_sin(double(m_unstick_angle))), 0.8f);
         } else {
             a = decide(g);
-            const bool walking = wants_to_walk();
-            if (walking && m_history.size() > size_t(kStuckWindow) &&
-                dist2(p.x, p.y, m_history.front().first, m_history.front().second) < kStuckDistance * kStuckDistance) {
+            if (spinning()) m_history.clear();  // turning in place on purpose
+            if (is_stuck(g)) {
                 start_unstick(g);
                 on_stuck(g);
                 m_history.clear();
             }
-            if (!walking) m_history.clear();
         }
         a.forward = clampf(a.forward, -1.f, 1.f);
         a.strafe = clampf(a.strafe, -1.f, 1.f);
         a.turn = clampf(a.turn, -1.f, 1.f);
+        if (!m_history.empty()) {
+            m_history.back().intent = std::min(1.f, std::sqrt(a.forward * a.forward + a.strafe * a.strafe));
+        }
         return a;
     }
 
 protected:
     virtual Action decide(const Game& g) = 0;
-    virtual bool wants_to_walk() const { return true; }
+    virtual bool spinning() const { return false; }  // true while deliberately turning in place
     virtual void on_stuck(const Game&) {}
 
     std::string m_name;
     Rng m_rng;
 
 private:
+    // Stuck: (a) over the last kStuckWindow ticks the sticks asked for at least kStuckIntent cells of travel but
+    // the player moved less than kStuckDistance (turning in place asks for none), or (b) over kSlowWindow ticks
+    // the player never got kSlowDistance away from where it was (dithering in a corner).
+    bool is_stuck(const Game& g) const {
+        const Pose& p = g.pose();
+        const size_t n = m_history.size();
+        if (n > size_t(kStuckWindow)) {
+            float intent = 0.f;
+            for (size_t i = n - 1 - size_t(kStuckWindow); i + 1 < n; ++i) intent += m_history[i].intent;
+            intent *= g.config().move_speed / g.config().tick_hz;
+            const Sample& first = m_history[n - 1 - size_t(kStuckWindow)];
+            if (intent >= kStuckIntent && dist2(p.x, p.y, first.x, first.y) < kStuckDistance * kStuckDistance) {
+                return true;
+            }
+        }
+        if (n > size_t(kSlowWindow)) {
+            float reach = 0.f;
+            for (const Sample& s : m_history)
+                reach = std::max(reach, dist2(s.x, s.y, m_history.front().x, m_history.front().y));
+            if (reach < kSlowDistance * kSlowDistance) return true;
+        }
+        return false;
+    }
+
     // Heads for the most open of 12 directions for 8..16 ticks.
     void start_unstick(const Game& g) {
         const float offset = m_rng.uniform(0.f, 0.5f);
@@ -295,7 +333,11 @@ private:
         m_unstick = m_rng.uniform_int(8, 16);
     }
 
-    std::deque<std::pair<float, float>> m_history;
+    struct Sample {
+        float x, y;    // observed position
+        float intent;  // |(forward, strafe)| of the action issued after observing it
+    };
+    std::deque<Sample> m_history;
     int m_unstick = 0;
     float m_unstick_angle = 0.f;
 };
@@ -405,7 +447,10 @@ protected:
         a.forward = m_fwd;
         return a;
     }
-    void on_stuck(const Game&) override { m_replan = 0; }
+    void on_stuck(const Game&) override {
+        m_replan = 0;
+        m_through_dx = m_through_dy = 0;
+    }
 
 private:
     void mark(const Level& lv, int cx, int cy) {
@@ -425,11 +470,32 @@ private:
         m_replan = 450;
         const Level& lv = g.level();
         if (m_doors) {
+            // Just went through a door: walk on into the room behind it before choosing the next door.
+            if (m_through_dx || m_through_dy) {
+                std::vector<std::pair<int, int>> beyond;
+                int x = cx, y = cy;
+                const int n = m_rng.uniform_int(2, 4);
+                for (int k = 0; k < n && !is_wall_char(lv.at(x + m_through_dx, y + m_through_dy)); ++k) {
+                    x += m_through_dx;
+                    y += m_through_dy;
+                    beyond.emplace_back(x, y);
+                }
+                m_through_dx = m_through_dy = 0;
+                if (!beyond.empty()) {
+                    m_follow.set(std::move(beyond));
+                    return;
+                }
+            }
             auto path = bfs_path(g, cx, cy, m_rng, [&](int x, int y) {
                 const int d = door_at(g, x, y);
                 return d >= 0 && g.doors()[size_t(d)].open < 1.f;
             });
             if (!path.empty()) {
+                // Remember the direction of travel into the door cell.
+                const auto& last = path.back();
+                const auto& prev = path.size() >= 2 ? path[path.size() - 2] : std::make_pair(cx, cy);
+                m_through_dx = last.first - prev.first;
+                m_through_dy = last.second - prev.second;
                 m_follow.set(std::move(path));
                 return;
             }
@@ -447,6 +513,7 @@ private:
     }
 
     bool m_doors;
+    int m_through_dx = 0, m_through_dy = 0;  // door_use: direction through the door being approached
     float m_speed = 0.9f;
     float m_fwd = 0.f;
     int m_replan = 0;
@@ -467,7 +534,7 @@ protected:
             m_have_prev = true;
             if (m_turned >= float(kTwoPi)) {
                 m_turning = false;
-                m_walk_ticks = m_rng.uniform_int(25, 70);
+                m_walk_ticks = m_rng.uniform_int(40, 90);
             } else {
                 Action out;
                 m_rate = approach(m_rate, m_target_rate, 0.4f);
@@ -478,7 +545,6 @@ protected:
         if (--m_walk_ticks <= 0) begin_turn();
         return m_wander.step(g, m_rng);
     }
-    bool wants_to_walk() const override { return !m_turning; }
 
 private:
     void begin_turn() {
@@ -486,9 +552,11 @@ private:
         m_turned = 0.f;
         m_have_prev = false;
         m_dir = m_rng.chance(0.5f) ? 1.f : -1.f;
-        m_target_rate = m_rng.uniform(0.55f, 1.f);
+        m_target_rate = m_rng.uniform(0.6f, 1.f);
         m_rate = 0.2f;
     }
+
+    bool spinning() const override { return m_turning; }
 
     Wander m_wander;
     bool m_turning = true;

@@ -160,8 +160,9 @@ void Game::Impl::render(Image& out) const {
             for (int y = ya; y < yb; ++y) {
                 const float* row = row_dist.data() + size_t(y) * kRowStride;
                 const float wx = px + row[0] * rdx, wy = py + row[0] * rdy;
-                const int tx = int((wx - std::floor(wx)) * float(kTexSize)) & (kTexSize - 1);
-                const int ty = int((wy - std::floor(wy)) * float(kTexSize)) & (kTexSize - 1);
+                // texel = fractional cell position; the grid's coordinates are positive, so truncation is floor
+                const int tx = int(wx * float(kTexSize)) & (kTexSize - 1);
+                const int ty = int(wy * float(kTexSize)) & (kTexSize - 1);
                 const float* t = tex + (size_t(ty) * kTexSize + size_t(tx)) * 3;
                 uint8_t* o = px_out + size_t(y) * stride + size_t(x) * 3;
                 for (int k = 0; k < 3; ++k) {
