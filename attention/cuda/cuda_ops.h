@@ -18,6 +18,8 @@ bool available();   // a CUDA device is present and this build has the kernels
 // Split-KV (flash-decoding) dense attention of one frame of queries over [cache ‖ current frame].
 // q, k_cur, v_cur [1, H, N, D]; k_cache, v_cache [1, H, T, D] (T may be 0); bias [1, H, T] f32; frames [T] i64;
 // slope [H] f32 or undefined. Returns [1, H, N, D] in q's dtype. D ∈ {32, 64, 128}.
+// bias/frames may be undefined (0 / distance 0). k_cache/v_cache may be KvCache views (any head stride); other
+// layouts are copied. bfloat16 runs on tensor cores (P rounded to bf16, fp32 accumulation), float32 in exact fp32.
 at::Tensor dense_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
                            const at::Tensor& bias, const at::Tensor& frames, const at::Tensor& k_cur,
                            const at::Tensor& v_cur, const at::Tensor& slope, int64_t frame);
@@ -28,10 +30,12 @@ at::Tensor lsh_codes(const at::Tensor& x, const at::Tensor& planes);
 
 // Bucket-sorted layout of cache codes [1, H, T] i32 with 2^bits buckets: returns (perm [1, H, T] i32 — cache
 // indices sorted by code, stable; offsets [1, H, 2^bits + 1] i32 — bucket b is perm[offsets[b] : offsets[b+1]]).
+// 1 ≤ bits ≤ 16; codes are taken modulo 2^bits.
 std::pair<at::Tensor, at::Tensor> bucket_sort(const at::Tensor& codes, int bits);
 
 // AnnSA: each query attends to the cached keys whose code is in its probe set, plus the whole current frame.
-// q_probe_codes [1, H, N, P] i32 (P probes per query, first = own code); perm/offsets from bucket_sort.
+// q_probe_codes [1, H, N, P] i32 (P probes per query, first = own code, taken modulo 2^bits; a repeated probe
+// counts once); perm/offsets from bucket_sort (bits = log2(offsets.size(2) − 1)).
 // Returns (out [1, H, N, D], n_scored [1, H, N] i32 = cached keys scored per query).
 std::pair<at::Tensor, at::Tensor> bucketed_attention(const at::Tensor& q, const at::Tensor& q_probe_codes,
                                                      const at::Tensor& k_cache, const at::Tensor& v_cache,
@@ -43,12 +47,15 @@ std::pair<at::Tensor, at::Tensor> bucketed_attention(const at::Tensor& q, const 
 // TempCache matching: for each new token i, the candidate c (among cache entries cand_idx [C] i64) maximising
 // Σ_h q_new[h,i]·k_cache[h,c], and the cosine similarity between k_new[:, i] and k_cache[:, c] over the
 // concatenation of all heads (H·D). q_new, k_new [1, H, N, D]. Returns (match [N] i64 — cache index, cos [N] f32).
+// Ties go to the first candidate; candidates outside [0, T) are skipped; with none, match = −1 and cos = −inf.
 std::pair<at::Tensor, at::Tensor> tempcache_match(const at::Tensor& q_new, const at::Tensor& k_new,
                                                   const at::Tensor& k_cache, const at::Tensor& cand_idx);
 
 // TempCache merge (in place on the cache tensors): for each pair (idx[j], src[j]):
 // k_cache[:, :, idx] ← k_new[:, :, src]; v_cache[:, :, idx] ← (m·v_cache + v_new[src]) / (m + 1);
 // group_size[idx] ← m + 1; bias[:, :, idx] ← log(m + 1); frames[idx] ← frame.   (m = old group_size[idx])
+// Pairs apply in order (an entry named twice absorbs both tokens); pairs with idx ∉ [0, T) or src ∉ [0, N) are
+// skipped. The cache tensors may be views (any strides, last dimension dense); group_size is int32.
 void tempcache_merge(at::Tensor& k_cache, at::Tensor& v_cache, at::Tensor& bias, at::Tensor& frames,
                      at::Tensor& group_size, const at::Tensor& idx, const at::Tensor& src, const at::Tensor& k_new,
                      const at::Tensor& v_new, int64_t frame);
