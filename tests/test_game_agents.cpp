@@ -109,7 +109,7 @@ TEST_CASE("go_and_return comes back to where it started", "[game]") {
     CHECK(back);
 }
 
-TEST_CASE("door_use opens doors; explore reaches other rooms", "[game]") {
+TEST_CASE("door_use and explore open doors", "[game]") {
     for (const char* name : {"door_use", "explore"}) {
         INFO(name);
         Game g(Level::load_named("e1m1"));

@@ -69,7 +69,7 @@ TEST_CASE("forward moves along the facing direction by move_speed / tick_hz", "[
     CHECK(g.pose().x - 4.5f == Approx(-step).margin(1e-5));
 }
 
-TEST_CASE("strafe moves to the right of the facing direction; diagonal speed is capped", "[game]") {
+TEST_CASE("strafe moves to the right of the facing direction, diagonal speed is capped", "[game]") {
     Game g(Level::parse(kRoom, "room"));
     const float step = g.config().move_speed / g.config().tick_hz;
     g.set_pose({4.5f, 3.5f, 0.f});  // facing east: right is south (+y)
@@ -82,7 +82,7 @@ TEST_CASE("strafe moves to the right of the facing direction; diagonal speed is 
     CHECK(moved == Approx(step).margin(1e-5));
 }
 
-TEST_CASE("turning changes the angle by turn_speed / tick_hz; axes are clamped to [-1, 1]", "[game]") {
+TEST_CASE("turning changes the angle by turn_speed / tick_hz, axes are clamped", "[game]") {
     Game g(Level::parse(kRoom, "room"));
     const float per_tick = g.config().turn_speed / g.config().tick_hz;
     g.set_pose({4.5f, 3.5f, 0.f});
@@ -153,7 +153,7 @@ TEST_CASE("corners: no tunnelling at any angle, even at high speed", "[game]") {
     }
 }
 
-TEST_CASE("use in front of a door opens it and the player can pass; it stays open", "[game]") {
+TEST_CASE("use in front of a door opens it and the player can pass, it stays open", "[game]") {
     Game g(Level::parse(kDoorCorridor, "door"));
     REQUIRE(g.doors().size() == 1);
     CHECK(g.doors()[0].x == 5);
