@@ -434,7 +434,9 @@ int64_t ComposedAttention::tempcache_commit(KvCache& cache, const at::Tensor& q,
             dc::cuda::tempcache_merge(kc, vc, bc, fc, gc, idx_t, src_t, kk, vv, ctx.frame);
             for (int64_t j = 0; j < M; ++j) {
                 const size_t t = static_cast<size_t>(idx[static_cast<size_t>(j)]);
+                if (--m.frame_count[m.host_frames[t]] == 0) m.frame_count.erase(m.host_frames[t]);
                 m.host_frames[t] = ctx.frame;
+                ++m.frame_count[ctx.frame];
                 m.host_group[t] += 1;
             }
             if (m.code_tag != 0) m.codes.index_copy_(2, idx_t, lsh_codes(k.index_select(2, src_t), m.code_planes));
@@ -489,8 +491,7 @@ int64_t apply_budget(KvCache& cache) {
     CacheImpl& m = KvCacheAccess::impl(cache);
     if (m.size == 0) return 0;
     const int64_t per_entry = cache.bytes() / m.size;
-    std::map<int64_t, int64_t> count;   // frame → tokens
-    for (int64_t f : m.host_frames) ++count[f];
+    std::map<int64_t, int64_t> count = m.frame_count;   // frame → tokens
     std::vector<int64_t> ids;
     for (const auto& kv : count) ids.push_back(kv.first);
     int64_t tokens = m.size;

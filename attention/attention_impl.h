@@ -66,6 +66,7 @@ struct KvCache::Impl {
     at::Tensor group;                   // [cap] int32
     std::vector<int64_t> host_frames;   // [T] host copy of frames (eviction and candidate choice need no sync)
     std::vector<int32_t> host_group;    // [T] host copy of group sizes
+    std::map<int64_t, int64_t> frame_count;   // frame → live entries (n_frames/frame_ids without a scan)
     uint64_t code_tag = 0;              // 0 = no codes kept
     at::Tensor code_planes;             // [H, D, bits] float32 on the cache's device
     at::Tensor codes;                   // [1, H, cap] int32 (valid for the first `size` entries)

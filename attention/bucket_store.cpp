@@ -74,6 +74,20 @@ std::shared_ptr<BucketStore> build_bucket_store(const CacheImpl& m, int bits, at
     s->buckets.resize(static_cast<size_t>(m.n_heads << bits));
     s->bucket_of.assign(static_cast<size_t>(m.n_heads), {});
     s->slot_of.assign(static_cast<size_t>(m.n_heads), {});
+    if (m.size > 0) {   // size every bucket once (+25% headroom) instead of growing row by row
+        at::Tensor cc = m.codes.narrow(2, 0, m.size)[0].contiguous();   // [H, T] int32
+        const int32_t* cp = cc.data_ptr<int32_t>();
+        std::vector<int64_t> count(s->buckets.size(), 0);
+        for (int64_t h = 0; h < m.n_heads; ++h)
+            for (int64_t t = 0; t < m.size; ++t) ++count[static_cast<size_t>((h << bits) + cp[h * m.size + t])];
+        for (size_t i = 0; i < count.size(); ++i) {
+            if (count[i] == 0) continue;
+            const int64_t cap = std::max<int64_t>(16, count[i] + count[i] / 4);
+            s->buckets[i].k = at::empty({cap, m.head_dim}, at::TensorOptions().dtype(dt));
+            s->buckets[i].v = at::empty({cap, m.head_dim}, at::TensorOptions().dtype(dt));
+            s->buckets[i].ids.reserve(static_cast<size_t>(cap));
+        }
+    }
     bucket_store_append(*s, m, 0, m.size);
     return s;
 }

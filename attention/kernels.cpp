@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 #include <limits>
 
@@ -38,7 +39,8 @@ at::Tensor attend_dense_chunked(const at::Tensor& q, const at::Tensor& ck, const
     at::Tensor l = s.sum(-1, true);                      // [H, N, 1]
     at::Tensor o = at::bmm(s, v_cur);                    // [H, N, D]
     // ~16 MB of scores per chunk: fits in cache on small machines, few enough chunks for long caches.
-    const int64_t chunk = std::max<int64_t>(512, (int64_t{1} << 22) / std::max<int64_t>(1, H * N));
+    int64_t chunk = std::max<int64_t>(512, (int64_t{1} << 22) / std::max<int64_t>(1, H * N));
+    if (const char* e = std::getenv("DC_ATTN_CHUNK")) chunk = std::atoll(e);   // EXPERIMENT
     for (int64_t t0 = 0; t0 < T; t0 += chunk) {
         const int64_t len = std::min(chunk, T - t0);
         at::Tensor kc = ck.narrow(1, t0, len).to(dt);    // [H, len, D]
@@ -89,14 +91,21 @@ void fold_pairs(const at::Tensor& m, const at::Tensor& l, const at::Tensor& o, c
 
 namespace {
 
-// In place: each row minus its max (max written to mx); then, after exp, row sums to sm.
+// In place: each row minus its max (max written to mx); then, after exp, row sums to sm. Eight independent lanes
+// so the compiler vectorises the reductions (fixed order, so results do not depend on the batch).
 template <class S>
 void rows_sub_max(S* p, int64_t rows, int64_t cols, S* mx) {
     for (int64_t r = 0; r < rows; ++r) {
         S* row = p + r * cols;
-        S m = row[0];
-        for (int64_t c = 1; c < cols; ++c) m = std::max(m, row[c]);
-        for (int64_t c = 0; c < cols; ++c) row[c] -= m;
+        S lane[8];
+        for (int j = 0; j < 8; ++j) lane[j] = row[0];
+        int64_t c = 0;
+        for (; c + 8 <= cols; c += 8)
+            for (int j = 0; j < 8; ++j) lane[j] = row[c + j] > lane[j] ? row[c + j] : lane[j];
+        S m = lane[0];
+        for (int j = 1; j < 8; ++j) m = lane[j] > m ? lane[j] : m;
+        for (; c < cols; ++c) m = row[c] > m ? row[c] : m;
+        for (int64_t i = 0; i < cols; ++i) row[i] -= m;
         mx[r] = m;
     }
 }
@@ -104,8 +113,12 @@ template <class S>
 void rows_sum(const S* p, int64_t rows, int64_t cols, S* sm) {
     for (int64_t r = 0; r < rows; ++r) {
         const S* row = p + r * cols;
-        S a = 0;
-        for (int64_t c = 0; c < cols; ++c) a += row[c];
+        S lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int64_t c = 0;
+        for (; c + 8 <= cols; c += 8)
+            for (int j = 0; j < 8; ++j) lane[j] += row[c + j];
+        S a = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+        for (; c < cols; ++c) a += row[c];
         sm[r] = a;
     }
 }
@@ -177,6 +190,11 @@ std::pair<at::Tensor, at::Tensor> attend_bucketed_cpu(const at::Tensor& q, const
         at::Tensor qs = q[h].index_select(0, qidx);                                    // [M, D]
         at::Tensor pm = at::empty({M}, q.options()), pl = at::empty({M}, q.options());
         at::Tensor po = at::empty({M, D}, q.options());
+        int64_t score_max = 1;
+        for (int64_t b = 0; b < nbk; ++b)
+            score_max = std::max(score_max, (count[static_cast<size_t>(b + 1)] - count[static_cast<size_t>(b)]) *
+                                                store.at(h, b).n());
+        at::Tensor score_buf = at::empty({score_max}, q.options());   // scores of the largest bucket block
         for (int64_t b = 0; b < nbk; ++b) {
             const int64_t r0 = count[static_cast<size_t>(b)], nr = count[static_cast<size_t>(b + 1)] - r0;
             if (nr == 0) continue;
@@ -187,7 +205,8 @@ std::pair<at::Tensor, at::Tensor> attend_bucketed_cpu(const at::Tensor& q, const
                 gather_add(kadd_c.data_ptr<double>() + h * T, bk.ids, ab.data_ptr<double>());
             else
                 gather_add(kadd_c.data_ptr<float>() + h * T, bk.ids, ab.data_ptr<float>());
-            at::Tensor sb = at::addmm(ab.unsqueeze(0), qs.narrow(0, r0, nr), bk.k.narrow(0, 0, nk).t());   // [nr, nk]
+            at::Tensor sb = score_buf.narrow(0, 0, nr * nk).view({nr, nk});   // [nr, nk], reused (no allocation)
+            at::addmm_out(sb, ab.unsqueeze(0), qs.narrow(0, r0, nr), bk.k.narrow(0, 0, nk).t());
             if (dt == at::kDouble)
                 score_bucket<double>(sb, pm.data_ptr<double>() + r0, pl.data_ptr<double>() + r0);
             else

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <set>
 
 #include "attention/attention_impl.h"
 #include "common/common.h"
@@ -73,7 +72,10 @@ KvCache::KvCache(int64_t n_heads, int64_t head_dim, at::ScalarType dtype, at::De
     DC_CHECK(n_heads >= 1 && head_dim >= 1,
              "KvCache expects n_heads ≥ 1 and head_dim ≥ 1, found " << n_heads << " and " << head_dim);
     DC_CHECK(at::isFloatingType(dtype), "KvCache expects a floating dtype, found " << dtype);
-    m_impl = std::make_unique<Impl>(n_heads, head_dim, dtype, device);
+    // A device without an index ("cuda") means the current one: resolve it so device checks compare equal.
+    const at::Device dev =
+        device.is_cpu() ? device : at::empty({0}, at::TensorOptions().device(device)).device();
+    m_impl = std::make_unique<Impl>(n_heads, head_dim, dtype, dev);
 }
 KvCache::~KvCache() = default;
 KvCache::KvCache(KvCache&&) noexcept = default;
@@ -87,10 +89,12 @@ int64_t KvCache::size() const { return m_impl->size; }
 int64_t KvCache::version() const { return m_impl->version; }
 
 std::vector<int64_t> KvCache::frame_ids() const {
-    std::set<int64_t> s(m_impl->host_frames.begin(), m_impl->host_frames.end());
-    return {s.begin(), s.end()};
+    std::vector<int64_t> ids;
+    ids.reserve(m_impl->frame_count.size());
+    for (const auto& kv : m_impl->frame_count) ids.push_back(kv.first);
+    return ids;
 }
-int64_t KvCache::n_frames() const { return static_cast<int64_t>(frame_ids().size()); }
+int64_t KvCache::n_frames() const { return static_cast<int64_t>(m_impl->frame_count.size()); }
 
 at::Tensor KvCache::keys() const {
     const Impl& m = *m_impl;
@@ -149,6 +153,7 @@ void KvCache::append(const at::Tensor& k, const at::Tensor& v, int64_t frame) {
     m.group.narrow(0, m.size, n).fill_(1);
     m.host_frames.insert(m.host_frames.end(), static_cast<size_t>(n), frame);
     m.host_group.insert(m.host_group.end(), static_cast<size_t>(n), 1);
+    m.frame_count[frame] += n;
     m.size += n;
     m.recompute_codes(m.size - n, m.size);
     if (m.store) bucket_store_append(*m.store, m, m.size - n, m.size);
@@ -170,11 +175,20 @@ void KvCache::update(const at::Tensor& idx, const at::Tensor& k, const at::Tenso
     at::Tensor gs_h = group_size.to(at::kCPU).to(at::kLong).contiguous();
     const int64_t* ip = idx_h.data_ptr<int64_t>();
     const int64_t* gp = gs_h.data_ptr<int64_t>();
+    std::vector<int64_t> sorted(ip, ip + n);
+    std::sort(sorted.begin(), sorted.end());
     for (int64_t j = 0; j < n; ++j) {
-        DC_CHECK(ip[j] >= 0 && ip[j] < m.size, "KvCache::update index " << ip[j] << " is outside [0, " << m.size
-                                                                         << ")");
+        DC_CHECK(sorted[static_cast<size_t>(j)] >= 0 && sorted[static_cast<size_t>(j)] < m.size,
+                 "KvCache::update index " << sorted[static_cast<size_t>(j)] << " is outside [0, " << m.size << ")");
+        DC_CHECK(j == 0 || sorted[static_cast<size_t>(j)] != sorted[static_cast<size_t>(j - 1)],
+                 "KvCache::update expects distinct indices, found " << sorted[static_cast<size_t>(j)] << " twice");
         DC_CHECK(gp[j] >= 1 && gp[j] <= INT32_MAX, "KvCache::update group size must be ≥ 1, found " << gp[j]);
-        m.host_frames[static_cast<size_t>(ip[j])] = frame;
+    }
+    for (int64_t j = 0; j < n; ++j) {
+        int64_t& f = m.host_frames[static_cast<size_t>(ip[j])];
+        if (--m.frame_count[f] == 0) m.frame_count.erase(f);
+        f = frame;
+        ++m.frame_count[frame];
         m.host_group[static_cast<size_t>(ip[j])] = static_cast<int32_t>(gp[j]);
     }
     at::Tensor idx_d = idx.to(m.device);
@@ -235,6 +249,8 @@ void KvCache::compact(const at::Tensor& keep) {
         m.codes.narrow(2, 0, n).copy_(c);
     }
     m.size = n;
+    m.frame_count.clear();
+    for (int64_t fr : nf) ++m.frame_count[fr];
     m.host_frames = std::move(nf);
     m.host_group = std::move(ng);
     if (m.store) bucket_store_compact(*m.store, idx);
@@ -246,6 +262,7 @@ void KvCache::clear() {
     m.size = 0;
     m.host_frames.clear();
     m.host_group.clear();
+    m.frame_count.clear();
     m.store.reset();
     m.touched();
 }

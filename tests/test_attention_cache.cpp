@@ -70,6 +70,9 @@ TEST_CASE("KvCache append, update and compact keep entries, frames and group siz
     CHECK(c.group_sizes()[1].item<int>() == 3);
     CHECK_THROWS_WITH(c.update(at::tensor({3}, at::kLong), kv({0, 0}), kv({0, 0}), 8, at::tensor({2})),
                       Catch::Contains("outside [0, 3)"));
+    CHECK_THROWS_WITH(c.update(at::tensor({1, 1}, at::kLong), kv({0, 0, 1, 1}), kv({0, 0, 1, 1}), 8,
+                               at::tensor({2, 2})),
+                      Catch::Contains("distinct indices, found 1 twice"));
     CHECK_THROWS_WITH(c.append(at::randn({1, 2, 1, 2}), at::randn({1, 2, 1, 2}), 0),
                       Catch::Contains("[1, 1, N, 2]"));
     c.clear();
@@ -190,6 +193,10 @@ TEST_CASE("TempCache merge rate follows how much of the frame changes", "[attent
         const double expected = kept_tokens * 11.0 / 12.0;
         CHECK(st.merge_rate() == Approx(expected).margin(0.03));
         CHECK(c.size() == st.committed - st.merged);
+        // Frame bookkeeping follows merges (a merged group moves to the newest frame).
+        at::Tensor distinct = std::get<0>(at::_unique(c.frames()));
+        CHECK(c.n_frames() == distinct.numel());
+        CHECK(c.frame_ids().back() == 11);
     }
     // Unrelated frames (fresh random keys) never pass tau = 0.9.
     auto tc = dc::make_attention(dc::AttentionSpec::parse("tempcache"));
