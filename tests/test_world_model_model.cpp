@@ -1,5 +1,6 @@
 // The model: the cached inference path (one frame at a time over KV caches, through dc::Attention) must give what
 // the masked training path (whole clip, block-causal mask, plain torch ops) gives; Session determinism; prompts.
+#include <c10/core/GradMode.h>
 #include <ATen/ATen.h>
 #include <catch2/catch.hpp>
 
@@ -26,7 +27,7 @@ ModelConfig tiny_config() {
 std::shared_ptr<dc::wm::ModelImpl> perturbed_model(uint64_t seed) {
     auto m = std::make_shared<dc::wm::ModelImpl>(tiny_config(), "cpu");
     at::manual_seed(seed);
-    at::NoGradGuard ng;
+    c10::NoGradGuard ng;
     auto& flat = m->net.params().flat();
     flat.add_(at::randn_like(flat) * 0.05);
     return m;

@@ -94,7 +94,7 @@ uint64_t clip_seed(const DataConfig& cfg, uint64_t index) {
 }
 
 Clip make_clip(const DataConfig& cfg, uint64_t index, const game::Vocabulary& vocab,
-               const std::vector<game::Level>& levels, int prompt_len) {
+               const std::vector<game::Level>& levels, int prompt_len, const PromptSampler* shared_sampler) {
     DC_CHECK(cfg.clip_frames >= 2, "data: clip_frames must be at least 2, found " << cfg.clip_frames);
     DC_CHECK(!levels.empty(), "data: no levels to draw clips from");
     Clip c;
@@ -106,7 +106,9 @@ Clip make_clip(const DataConfig& cfg, uint64_t index, const game::Vocabulary& vo
     const std::vector<std::string>& agents = cfg.agents.empty() ? game::agent_names() : cfg.agents;
     c.agent = pick(rng, agents);
     c.level = level.name;
-    PromptSampler sampler(vocab);
+    std::unique_ptr<PromptSampler> own;
+    if (!shared_sampler) own = std::make_unique<PromptSampler>(vocab);
+    const PromptSampler& sampler = shared_sampler ? *shared_sampler : *own;
     c.prompt[0] = u(rng) < cfg.empty_prompt_prob ? std::string() : sampler.sample(rng, cfg.max_clauses);
     game::Game g(level);
     g.set_prompt(c.prompt[0], vocab);
@@ -173,6 +175,7 @@ ClipStream::ClipStream(DataConfig cfg, uint64_t first_index, int threads, int pr
     const std::vector<std::string> names = m_cfg.levels.empty() ? game::Level::names() : m_cfg.levels;
     DC_CHECK(!names.empty(), "data: no levels found in assets/levels/");
     for (const auto& n : names) m_levels.push_back(game::Level::load_named(n));
+    m_sampler = std::make_unique<PromptSampler>(m_vocab);
     if (threads <= 0) threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) - 2);
     m_lookahead = static_cast<size_t>(lookahead > 0 ? lookahead : threads * 4);
     m_start_s = now_s();
@@ -201,7 +204,7 @@ void ClipStream::worker() {
         Clip c;
         std::string err;
         try {
-            c = make_clip(m_cfg, idx, m_vocab, m_levels, m_prompt_len);
+            c = make_clip(m_cfg, idx, m_vocab, m_levels, m_prompt_len, m_sampler.get());
         } catch (const std::exception& e) {
             err = e.what();
             c.index = idx;

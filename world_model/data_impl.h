@@ -67,7 +67,7 @@ private:
 uint64_t clip_seed(const DataConfig& cfg, uint64_t index);
 // Renders one clip (single-threaded, deterministic).
 Clip make_clip(const DataConfig& cfg, uint64_t index, const game::Vocabulary& vocab,
-               const std::vector<game::Level>& levels, int prompt_len);
+               const std::vector<game::Level>& levels, int prompt_len, const PromptSampler* sampler = nullptr);
 
 // A pool of threads, each with its own game, producing clips first_index, first_index + 1, … in order.
 class ClipStream {
@@ -83,6 +83,7 @@ private:
     DataConfig m_cfg;
     int m_prompt_len;
     game::Vocabulary m_vocab;
+    std::unique_ptr<PromptSampler> m_sampler;
     std::vector<game::Level> m_levels;
     std::mutex m_mu;
     std::condition_variable m_cv_ready, m_cv_space;

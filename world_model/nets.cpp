@@ -58,7 +58,7 @@ at::Tensor ln(const at::Tensor& x) {   // LayerNorm without affine, fp32
 
 at::Tensor rms(const at::Tensor& x, const at::Tensor& g) {   // RMS norm over the last dim, fp32
     at::Tensor xf = x.to(at::kFloat);
-    return xf * at::rsqrt(xf.pow(2).mean(-1, true) + 1e-6) * g.to(at::kFloat);
+    return xf * at::rsqrt(xf.pow(2).mean({-1}, true) + 1e-6) * g.to(at::kFloat);
 }
 
 at::Tensor upsample2(const at::Tensor& x) {   // nearest, [B, C, H, W] -> [B, C, 2H, 2W]
@@ -278,8 +278,9 @@ Net::Net(const ModelConfig& cfg) : m_cfg(cfg), m_cdt(at::kFloat) {
     // 2-D RoPE tables: the first half of each head rotates with the row, the second half with the column.
     const int64_t gh = cfg.grid_h(), gw = cfg.grid_w(), N = gh * gw, D = d.head_dim, F = D / 4;
     at::Tensor freq = at::pow(static_cast<double>(d.rope_base), -at::arange(F, at::kFloat) / static_cast<double>(F));
-    at::Tensor n = at::arange(N, at::kLong);
-    at::Tensor row = at::floor_divide(n, gw).to(at::kFloat), col = at::remainder(n, gw).to(at::kFloat);   // [N]
+    std::vector<float> rows(N), cols(N);
+    for (int64_t n = 0; n < N; ++n) rows[n] = static_cast<float>(n / gw), cols[n] = static_cast<float>(n % gw);
+    at::Tensor row = at::tensor(rows), col = at::tensor(cols);   // [N] grid row / column of each token
     at::Tensor ar = row.unsqueeze(1) * freq, ac = col.unsqueeze(1) * freq;                                // [N, F]
     at::Tensor ang = at::cat({ar, ar, ac, ac}, 1);   // [N, D]: (sub-block row|col) x (half a|b) x F
     m_rope_cos = at::cos(ang);

@@ -14,12 +14,14 @@
 //     model_impl.h); on the CPU everything is fp32.
 #include "world_model/trainer.h"
 
+#include <c10/core/GradMode.h>
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -154,13 +156,13 @@ TrainConfig train_preset(const std::string& name) {
         return c;
     }
     if (name == "tiny") {   // about a minute on 2 CPU cores
-        c.data.clip_frames = 5;
+        c.data.clip_frames = 4;
         c.data.warmup_max = 40;
-        c.ae = PhaseConfig{120, 8, 2e-3, 10, 0.0, 0.95, "const", 1.0, 1.0, 16, 4};
-        c.dit = PhaseConfig{150, 4, 1e-3, 10, 0.0, 0.95, "const", 1.0, 1.0, 16, 4};
+        c.ae = PhaseConfig{80, 4, 3e-3, 5, 0.0, 0.9, "const", 1.0, 1.0, 16, 4};
+        c.dit = PhaseConfig{100, 2, 2e-3, 5, 0.0, 0.9, "const", 1.0, 1.0, 16, 4};
         c.threads = 1;
         c.checkpoint_minutes = 100;
-        c.log_every = 25;
+        c.log_every = 20;
         c.stats_clips = 8;
         c.eval_clips = 2;
         return c;
@@ -260,7 +262,7 @@ private:
     void run_dit();
     void fill_buffer(bool latents);
     void refresh(int n, bool latents);
-    void put_clip(const Clip& c, int64_t slot, bool latents);
+    void put_clips(const std::vector<Clip>& clips, bool latents);   // into slots index % capacity
     at::Tensor encode_frames(const at::Tensor& rgb) const;   // [n, H, W, 3] uint8 -> [n, C, h, w] normalised
     void measure_latent_stats();
     at::Tensor phase_grads(const at::Tensor& loss);
@@ -357,6 +359,7 @@ void Trainer::setup() {
         if (m_opt.phase == "dit") m_state.phase = "dit";
         log_line("initialised from " + m_opt.init_model);
     }
+    if (m_state.phase == "done" && m_state.dit_step < m_tc.dit.steps) m_state.phase = "dit";   // more steps asked
     if (m_opt.phase == "dit" && m_state.phase == "ae") {
         DC_CHECK(m_state.ae_step > 0 || !m_opt.init_model.empty(),
                  "--phase dit needs a trained autoencoder: --resume a run past its ae phase or --init MODEL.json");
@@ -413,7 +416,7 @@ at::Tensor Trainer::phase_grads(const at::Tensor& loss) {
 }
 
 void Trainer::opt_step(const PhaseConfig& pc, int64_t step, const at::Tensor& g_in) {
-    at::NoGradGuard ng;
+    c10::NoGradGuard ng;
     at::Tensor g = g_in;
     if (pc.grad_clip > 0) {
         at::Tensor norm = g.norm();
@@ -433,26 +436,43 @@ void Trainer::opt_step(const PhaseConfig& pc, int64_t step, const at::Tensor& g_
 }
 
 at::Tensor Trainer::encode_frames(const at::Tensor& rgb) const {
-    at::NoGradGuard ng;
+    c10::NoGradGuard ng;
     at::Tensor img = rgb.to(m_dev).permute({0, 3, 1, 2}).to(at::kFloat).div(255.0);   // [n, 3, H, W]
     std::vector<at::Tensor> outs;
     for (int64_t i = 0; i < img.size(0); i += 256) outs.push_back(m_model->net.encode(img.narrow(0, i, std::min<int64_t>(256, img.size(0) - i))));
     return at::cat(outs);   // [n, C, h, w]
 }
 
-void Trainer::put_clip(const Clip& c, int64_t slot, bool latents) {
-    const int64_t K = c.frames, H = c.height, W = c.width;
-    at::Tensor rgb = at::from_blob(const_cast<uint8_t*>(c.rgb.data()), {K, H, W, 3}, at::kByte);
-    if (latents) {
-        m_buf_x[slot].copy_(encode_frames(rgb));
-    } else {
-        m_buf_x[slot].copy_(rgb.permute({0, 3, 1, 2}));
+void Trainer::put_clips(const std::vector<Clip>& clips, bool latents) {
+    if (clips.empty()) return;
+    const int64_t n = static_cast<int64_t>(clips.size()), K = clips[0].frames, H = clips[0].height,
+                  W = clips[0].width, Pn = static_cast<int64_t>(clips[0].tokens.size() / 2);
+    at::Tensor rgb = at::empty({n, K, H, W, 3}, at::kByte);   // [n, K, H, W, 3]
+    at::Tensor act = at::empty({n, K, 4}, at::kFloat);
+    at::Tensor tok = at::empty({n, 2, Pn}, at::kInt);
+    at::Tensor pof = at::empty({n, K}, at::kLong);
+    std::vector<int64_t> slots(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+        const Clip& c = clips[static_cast<size_t>(i)];
+        DC_CHECK(c.frames == K && c.height == H && c.width == W, "data: clips of different sizes in one batch");
+        std::memcpy(rgb[i].data_ptr(), c.rgb.data(), c.rgb.size());
+        std::memcpy(act[i].data_ptr(), c.actions.data(), c.actions.size() * sizeof(float));
+        std::memcpy(tok[i].data_ptr(), c.tokens.data(), c.tokens.size() * sizeof(int32_t));
+        for (int64_t k = 0; k < K; ++k) pof[i][k] = static_cast<int64_t>(c.prompt_of[static_cast<size_t>(k)]);
+        slots[static_cast<size_t>(i)] = static_cast<int64_t>(c.index % static_cast<uint64_t>(m_buf_n));
     }
-    m_buf_act[slot].copy_(at::from_blob(const_cast<float*>(c.actions.data()), {K, 4}, at::kFloat));
-    m_buf_tok[slot].copy_(
-        at::from_blob(const_cast<int32_t*>(c.tokens.data()), {2, static_cast<int64_t>(c.tokens.size() / 2)}, at::kInt));
-    std::vector<int64_t> pof(c.prompt_of.begin(), c.prompt_of.end());
-    m_buf_pof[slot].copy_(at::from_blob(pof.data(), {K}, at::kLong));
+    at::Tensor idx = at::tensor(slots, at::kLong).to(m_dev);
+    at::Tensor x;
+    if (latents) {
+        at::Tensor z = encode_frames(rgb.view({n * K, H, W, 3}));   // [n*K, C, h, w]
+        x = z.view({n, K, z.size(1), z.size(2), z.size(3)});
+    } else {
+        x = rgb.to(m_dev).permute({0, 1, 4, 2, 3});   // [n, K, 3, H, W]
+    }
+    m_buf_x.index_copy_(0, idx, x.to(m_buf_x.scalar_type()));
+    m_buf_act.index_copy_(0, idx, act.to(m_dev));
+    m_buf_tok.index_copy_(0, idx, tok.to(m_dev).to(at::kLong));
+    m_buf_pof.index_copy_(0, idx, pof.to(m_dev));
 }
 
 void Trainer::fill_buffer(bool latents) {
@@ -473,9 +493,13 @@ void Trainer::fill_buffer(bool latents) {
     m_stream.reset();
     m_stream = std::make_unique<ClipStream>(m_tc.data, first, m_tc.threads, mc.dit.prompt_len);
     const auto t0 = clock::now();
+    std::vector<Clip> batch;
     for (uint64_t i = first; i < m_state.next_clip; ++i) {
-        Clip c = m_stream->next();
-        put_clip(c, static_cast<int64_t>(i % static_cast<uint64_t>(N)), latents);
+        batch.push_back(m_stream->next());
+        if (batch.size() == 64 || i + 1 == m_state.next_clip) {
+            put_clips(batch, latents);
+            batch.clear();
+        }
     }
     std::ostringstream os;
     os << "buffer: " << N << " clips x " << K << " frames " << (latents ? "encoded" : "rendered") << " in "
@@ -485,16 +509,15 @@ void Trainer::fill_buffer(bool latents) {
 }
 
 void Trainer::refresh(int n, bool latents) {
-    for (int i = 0; i < n; ++i) {
-        Clip c = m_stream->next();
-        put_clip(c, static_cast<int64_t>(c.index % static_cast<uint64_t>(m_buf_n)), latents);
-        m_state.next_clip = c.index + 1;
-    }
+    std::vector<Clip> clips;
+    for (int i = 0; i < n; ++i) clips.push_back(m_stream->next());
+    put_clips(clips, latents);
+    m_state.next_clip = clips.back().index + 1;
 }
 
 void Trainer::measure_latent_stats() {
     // The autoencoder is final: use its EMA weights from now on, then measure per-channel latent mean/std.
-    at::NoGradGuard ng;
+    c10::NoGradGuard ng;
     auto& net = m_model->net;
     const int64_t n_ae = net.params().numel_prefix("ae.");
     net.params().flat().narrow(0, 0, n_ae).copy_(m_ema.narrow(0, 0, n_ae));
@@ -510,11 +533,13 @@ void Trainer::measure_latent_stats() {
         zs.push_back(encode_frames(rgb));
     }
     at::Tensor z = at::cat(zs).transpose(0, 1).reshape({net.config().ae.latent_channels, -1});   // [C, n*h*w]
-    net.params().buffer("ae.latent_mean").copy_(z.mean(1));
-    net.params().buffer("ae.latent_std").copy_(z.std(1).clamp_min(1e-3));
+    at::Tensor mu = z.mean({1}, true);                                 // [C, 1]
+    at::Tensor sd = (z - mu).pow(2).mean({1}).sqrt().clamp_min(1e-3);   // [C] per-channel std
+    net.params().buffer("ae.latent_mean").copy_(mu.view({-1}));
+    net.params().buffer("ae.latent_std").copy_(sd);
     std::ostringstream os;
     os << "latent statistics from " << zs.size() << " clips: mean |mu| " << std::setprecision(3)
-       << z.mean(1).abs().mean().item<float>() << ", mean std " << z.std(1).mean().item<float>();
+       << mu.abs().mean().item<float>() << ", std " << sd.min().item<float>() << ".." << sd.max().item<float>();
     log_line(os.str());
 }
 
@@ -694,7 +719,7 @@ void Trainer::run_dit() {
 }
 
 void Trainer::export_ema(const std::string& json_path) {
-    at::NoGradGuard ng;
+    c10::NoGradGuard ng;
     auto& flat = m_model->net.params().flat();
     at::Tensor live = flat.clone();
     flat.copy_(m_ema);
@@ -738,7 +763,7 @@ void Trainer::export_ema(const std::string& json_path) {
 }
 
 void Trainer::checkpoint(bool final_export) {
-    at::NoGradGuard ng;
+    c10::NoGradGuard ng;
     const double now = elapsed_s();
     m_state.train_seconds = m_chunk_start_train_s + now;
     json chunk = {{"device", device_name(m_dev)}, {"seconds", now}, {"ae_steps", m_chunk_ae_steps},
@@ -750,7 +775,10 @@ void Trainer::checkpoint(bool final_export) {
     fs::create_directories(tmp);
     st::save(tmp + "/params.safetensors", m_model->net.params().named_tensors(), st::DType::f32);
     st::save(tmp + "/ema.safetensors", {{"ema", m_ema}}, st::DType::f32);
-    st::save(tmp + "/adam.safetensors", {{"m", m_adam_m}, {"v", m_adam_v}}, st::DType::f32);
+    // Optimiser moments of the running phase (or those loaded, when this call trained nothing).
+    at::Tensor am = m_adam_m.defined() ? m_adam_m : m_adam_m_loaded, av = m_adam_v.defined() ? m_adam_v : m_adam_v_loaded;
+    if (!am.defined()) am = av = at::zeros({0});
+    st::save(tmp + "/adam.safetensors", {{"m", am}, {"v", av}}, st::DType::f32);
     std::ofstream(tmp + "/state.json") << st.dump(2) << "\n";
     fs::remove_all(dir);
     fs::rename(tmp, dir);
@@ -768,7 +796,7 @@ void Trainer::load_checkpoint(const std::string& dir) {
     m_state = RunState::from_json(json::parse(read_text_file(dir + "/state.json")));
     st::File p = st::File::read(dir + "/params.safetensors");
     {
-        at::NoGradGuard ng;
+        c10::NoGradGuard ng;
         for (const auto& [name, t] : m_model->net.params().named_tensors()) {
             at::Tensor src = p.tensor(name);
             DC_CHECK(src.sizes() == t.sizes(), "checkpoint tensor '" << name << "' has another shape than the run's model");

@@ -1,6 +1,7 @@
 // world_model/world_model.cpp — WorldModel loading/export and the Session (sampler + KV caches).
 #include "world_model/world_model.h"
 
+#include <c10/core/GradMode.h>
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -126,7 +127,7 @@ void load_weights(Net& net, const nlohmann::json& file, const std::string& dir) 
             at::Tensor src = f.tensor(e.name);
             at::Tensor& dst = it->second.second;
             {
-                at::NoGradGuard ng;
+                c10::NoGradGuard ng;
                 dst.copy_(src.to(dst.device(), dst.scalar_type()));
             }
             seen.insert(e.name);
