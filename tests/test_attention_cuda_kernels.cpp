@@ -26,7 +26,9 @@ bool cuda_ready() {
 
 const at::Device kCuda(at::kCUDA, 0);
 
-at::TensorOptions cpu(at::ScalarType t) { return at::TensorOptions().dtype(t); }
+at::TensorOptions cpu(at::ScalarType t) {
+    return at::TensorOptions().dtype(t);
+}
 
 // Random values on the CPU (seeded, so every build sees the same inputs), rounded to dtype.
 at::Tensor randn(at::IntArrayRef sizes, at::ScalarType dtype, double scale = 1.0) {
@@ -45,7 +47,9 @@ double rel_err(const at::Tensor& got, const at::Tensor& ref) {
     return (g - r).abs().max().item<double>() / std::max(1e-12, r.abs().max().item<double>());
 }
 
-bool all_finite(const at::Tensor& t) { return t.to(at::kCPU, at::kDouble).isfinite().all().item<bool>(); }
+bool all_finite(const at::Tensor& t) {
+    return t.to(at::kCPU, at::kDouble).isfinite().all().item<bool>();
+}
 
 // float64 reference of one frame over [cache ‖ frame]; `allowed` [H, N, T] bool restricts the cached keys (or
 // undefined for all). Logits q·k/√D + bias − slope·(frame − frames); the frame's own keys have bias 0, distance 0.
@@ -54,19 +58,18 @@ at::Tensor reference(const at::Tensor& q, const at::Tensor& kc, const at::Tensor
                      int64_t frame, const at::Tensor& allowed = at::Tensor()) {
     const int64_t H = q.size(1), N = q.size(2), D = q.size(3), T = kc.size(2);
     auto d = [](const at::Tensor& t) { return t.to(at::kCPU, at::kDouble); };
-    at::Tensor k = at::cat({d(kc), d(ku)}, 2)[0];   // [H, T + N, D]
-    at::Tensor v = at::cat({d(vc), d(vu)}, 2)[0];   // [H, T + N, D]
+    at::Tensor k = at::cat({d(kc), d(ku)}, 2)[0];  // [H, T + N, D]
+    at::Tensor v = at::cat({d(vc), d(vu)}, 2)[0];  // [H, T + N, D]
     at::Tensor add = at::zeros({H, T + N}, cpu(at::kDouble));
     if (T > 0 && bias.defined()) add.narrow(1, 0, T).add_(d(bias)[0]);
-    if (T > 0 && slope.defined())
-        add.narrow(1, 0, T).sub_(d(slope).view({H, 1}) * (frame - d(frames)).view({1, T}));
-    at::Tensor logits = at::matmul(d(q)[0], k.transpose(1, 2)) / std::sqrt(static_cast<double>(D)) +
-                        add.unsqueeze(1);   // [H, N, T + N]
+    if (T > 0 && slope.defined()) add.narrow(1, 0, T).sub_(d(slope).view({H, 1}) * (frame - d(frames)).view({1, T}));
+    at::Tensor logits =
+        at::matmul(d(q)[0], k.transpose(1, 2)) / std::sqrt(static_cast<double>(D)) + add.unsqueeze(1);  // [H, N, T + N]
     if (allowed.defined() && T > 0) {
         at::Tensor mask = at::cat({allowed.to(at::kCPU), at::ones({H, N, N}, cpu(at::kBool))}, 2);
         logits = logits.masked_fill(mask.logical_not(), -std::numeric_limits<double>::infinity());
     }
-    return at::matmul(at::softmax(logits, -1), v).unsqueeze(0);   // [1, H, N, D]
+    return at::matmul(at::softmax(logits, -1), v).unsqueeze(0);  // [1, H, N, D]
 }
 
 struct DenseCase {
@@ -75,7 +78,9 @@ struct DenseCase {
     bool slope, bias, strided;
 };
 
-double tolerance(at::ScalarType t) { return t == at::kBFloat16 ? 1e-2 : 1e-4; }
+double tolerance(at::ScalarType t) {
+    return t == at::kBFloat16 ? 1e-2 : 1e-4;
+}
 #endif
 
 }  // namespace
@@ -95,21 +100,22 @@ TEST_CASE("cuda dense attention matches a float64 reference", "[cuda][attention]
             cases.push_back({dt, 3, 100, D, 777, true, true, true});     // T, N not multiples of the tiles
             cases.push_back({dt, 2, 256, D, 1000, false, true, false});  // no slope
         }
-        cases.push_back({dt, 3, 256, 64, 20000, true, true, true});      // many chunks (reduce pass)
-        cases.push_back({dt, 1, 300, 64, 3000, true, false, false});     // N beyond one query tile, no bias
+        cases.push_back({dt, 3, 256, 64, 20000, true, true, true});   // many chunks (reduce pass)
+        cases.push_back({dt, 1, 300, 64, 3000, true, false, false});  // N beyond one query tile, no bias
     }
     for (const DenseCase& c : cases) {
         CAPTURE(c.dtype, c.H, c.N, c.D, c.T, c.slope, c.bias, c.strided);
-        const int64_t cap = c.strided ? c.T + 37 : c.T;   // a KvCache view: live entries of larger storage
+        const int64_t cap = c.strided ? c.T + 37 : c.T;  // a KvCache view: live entries of larger storage
         at::Tensor q = randn({1, c.H, c.N, c.D}, c.dtype, 1.5).to(kCuda);
-        at::Tensor kst = randn({1, c.H, cap, c.D}, c.dtype).to(kCuda), vst = randn({1, c.H, cap, c.D}, c.dtype).to(kCuda);
-        at::Tensor kc = kst.narrow(2, 0, c.T), vc = vst.narrow(2, 0, c.T);   // [1, H, T, D]
+        at::Tensor kst = randn({1, c.H, cap, c.D}, c.dtype).to(kCuda),
+                   vst = randn({1, c.H, cap, c.D}, c.dtype).to(kCuda);
+        at::Tensor kc = kst.narrow(2, 0, c.T), vc = vst.narrow(2, 0, c.T);  // [1, H, T, D]
         at::Tensor bst = (at::rand({1, c.H, cap}, cpu(at::kFloat)) * 2).to(kCuda);
-        at::Tensor bias = c.bias ? bst.narrow(2, 0, c.T) : at::Tensor();   // [1, H, T] log group sizes
+        at::Tensor bias = c.bias ? bst.narrow(2, 0, c.T) : at::Tensor();  // [1, H, T] log group sizes
         at::Tensor frames = at::randint(0, 500, {c.T}, cpu(at::kLong)).to(kCuda);
         at::Tensor ku = randn({1, c.H, c.N, c.D}, c.dtype).to(kCuda), vu = randn({1, c.H, c.N, c.D}, c.dtype).to(kCuda);
         at::Tensor slope = c.slope ? (at::rand({c.H}, cpu(at::kFloat)) * 0.02).to(kCuda) : at::Tensor();
-        if (c.strided) q = q.transpose(1, 2).contiguous().transpose(1, 2);   // [1, H, N, D] with N outermost
+        if (c.strided) q = q.transpose(1, 2).contiguous().transpose(1, 2);  // [1, H, N, D] with N outermost
         poison_allocator(c.H * c.N * c.D * 4);
         at::Tensor out = dc::cuda::dense_attention(q, kc, vc, bias, frames, ku, vu, slope, 500);
         REQUIRE(out.sizes() == q.sizes());
@@ -175,7 +181,10 @@ TEST_CASE("cuda LSH codes are the sign bits of the projections", "[cuda][attenti
 #else
     if (!cuda_ready()) return;
     at::manual_seed(13);
-    struct Case { at::ScalarType dtype; int64_t B, H, T, D, bits; };
+    struct Case {
+        at::ScalarType dtype;
+        int64_t B, H, T, D, bits;
+    };
     for (const Case& c : {Case{at::kFloat, 1, 3, 1000, 64, 8}, Case{at::kBFloat16, 2, 2, 333, 64, 16},
                           Case{at::kFloat, 1, 2, 77, 32, 1}, Case{at::kBFloat16, 1, 1, 300, 128, 12},
                           Case{at::kFloat, 1, 2, 10, 12, 5}, Case{at::kFloat, 1, 2, 0, 64, 8}}) {
@@ -187,11 +196,11 @@ TEST_CASE("cuda LSH codes are the sign bits of the projections", "[cuda][attenti
         REQUIRE(codes.sizes() == at::IntArrayRef({c.B, c.H, c.T}));
         REQUIRE(codes.scalar_type() == at::kInt);
         if (c.T == 0) continue;
-        at::Tensor proj = at::matmul(x.to(at::kDouble), planes.to(at::kDouble).unsqueeze(0));   // [B, H, T, bits]
+        at::Tensor proj = at::matmul(x.to(at::kDouble), planes.to(at::kDouble).unsqueeze(0));  // [B, H, T, bits]
         at::Tensor bits = at::arange(c.bits, cpu(at::kLong));
         at::Tensor got = codes.cpu().to(at::kLong).unsqueeze(-1).bitwise_right_shift(bits).bitwise_and(1);
         at::Tensor want = proj.gt(0).to(at::kLong);
-        at::Tensor decided = proj.abs().gt(1e-3);   // fp32 sums may flip bits of projections next to zero
+        at::Tensor decided = proj.abs().gt(1e-3);  // fp32 sums may flip bits of projections next to zero
         CHECK(got.ne(want).logical_and(decided).sum().item<int64_t>() == 0);
         CHECK(codes.cpu().to(at::kLong).bitwise_right_shift(c.bits).eq(0).all().item<bool>());
     }
@@ -204,10 +213,14 @@ TEST_CASE("cuda bucket sort is a stable sort by code with bucket offsets", "[cud
 #else
     if (!cuda_ready()) return;
     at::manual_seed(14);
-    struct Case { int64_t H, T; int bits; int64_t code_range; };
-    for (const Case& c : {Case{2, 0, 4, 16}, Case{3, 1, 4, 16}, Case{3, 2047, 8, 256}, Case{2, 2049, 1, 2},
-                          Case{3, 100000, 8, 256}, Case{2, 70000, 9, 512}, Case{2, 5000, 16, 65536},
-                          Case{2, 3000, 16, 40}, Case{1, 4000, 3, 64}}) {
+    struct Case {
+        int64_t H, T;
+        int bits;
+        int64_t code_range;
+    };
+    for (const Case& c :
+         {Case{2, 0, 4, 16}, Case{3, 1, 4, 16}, Case{3, 2047, 8, 256}, Case{2, 2049, 1, 2}, Case{3, 100000, 8, 256},
+          Case{2, 70000, 9, 512}, Case{2, 5000, 16, 65536}, Case{2, 3000, 16, 40}, Case{1, 4000, 3, 64}}) {
         CAPTURE(c.H, c.T, c.bits, c.code_range);
         at::Tensor codes = at::randint(0, c.code_range, {1, c.H, c.T}, cpu(at::kInt));
         poison_allocator(c.H * c.T * 4);
@@ -215,7 +228,7 @@ TEST_CASE("cuda bucket sort is a stable sort by code with bucket offsets", "[cud
         const int64_t nb = int64_t{1} << c.bits;
         REQUIRE(perm.sizes() == codes.sizes());
         REQUIRE(offsets.sizes() == at::IntArrayRef({1, c.H, nb + 1}));
-        at::Tensor key = codes.to(at::kLong).remainder(nb);   // codes are taken modulo 2^bits
+        at::Tensor key = codes.to(at::kLong).remainder(nb);  // codes are taken modulo 2^bits
         at::Tensor want = std::get<1>(at::sort(key, /*stable=*/true, /*dim=*/-1, /*descending=*/false));
         CHECK(perm.cpu().to(at::kLong).equal(want));
         for (int64_t h = 0; h < c.H; ++h) {
@@ -233,7 +246,12 @@ TEST_CASE("cuda bucketed attention scores exactly the probed buckets and the fra
 #else
     if (!cuda_ready()) return;
     at::manual_seed(15);
-    struct Case { at::ScalarType dtype; int64_t H, N, D, T; int bits; int64_t P; };
+    struct Case {
+        at::ScalarType dtype;
+        int64_t H, N, D, T;
+        int bits;
+        int64_t P;
+    };
     for (const Case& c : {Case{at::kFloat, 2, 37, 64, 1500, 3, 2}, Case{at::kBFloat16, 3, 256, 64, 2000, 4, 3},
                           Case{at::kBFloat16, 2, 40, 128, 700, 2, 1}, Case{at::kFloat, 2, 33, 32, 900, 5, 4},
                           Case{at::kFloat, 2, 20, 64, 0, 3, 2}, Case{at::kBFloat16, 1, 50, 64, 600, 1, 2}}) {
@@ -247,17 +265,17 @@ TEST_CASE("cuda bucketed attention scores exactly the probed buckets and the fra
         at::Tensor slope = at::full({c.H}, 0.03, cpu(at::kFloat));
         at::Tensor codes = at::randint(0, nb, {1, c.H, c.T}, cpu(at::kInt));
         at::Tensor probes = at::randint(0, nb, {1, c.H, c.N, c.P}, cpu(at::kInt));
-        if (c.P >= 2) probes.select(3, 1).copy_(probes.select(3, 0));   // repeated probes count once
+        if (c.P >= 2) probes.select(3, 1).copy_(probes.select(3, 0));  // repeated probes count once
         auto [perm, offsets] = dc::cuda::bucket_sort(codes.to(kCuda), c.bits);
         poison_allocator(c.H * c.N * c.D * 4);
         auto [out, scored] = dc::cuda::bucketed_attention(q.to(kCuda), probes.to(kCuda), kc.to(kCuda), vc.to(kCuda),
-                                                          bias.to(kCuda), frames.to(kCuda), perm, offsets,
-                                                          ku.to(kCuda), vu.to(kCuda), slope.to(kCuda), 30);
+                                                          bias.to(kCuda), frames.to(kCuda), perm, offsets, ku.to(kCuda),
+                                                          vu.to(kCuda), slope.to(kCuda), 30);
         REQUIRE(out.sizes() == q.sizes());
         REQUIRE(scored.sizes() == at::IntArrayRef({1, c.H, c.N}));
         CHECK(all_finite(out));
         // allowed[h, n, t]: the key's code is one of the query's probes.
-        at::Tensor allowed = codes[0].unsqueeze(1).unsqueeze(3).eq(probes[0].unsqueeze(2)).any(3);   // [H, N, T]
+        at::Tensor allowed = codes[0].unsqueeze(1).unsqueeze(3).eq(probes[0].unsqueeze(2)).any(3);  // [H, N, T]
         at::Tensor ref = reference(q, kc, vc, bias, frames, ku, vu, slope, 30, allowed);
         CHECK(rel_err(out, ref) < tolerance(c.dtype));
         CHECK(scored.cpu()[0].to(at::kLong).equal(allowed.sum(2)));
@@ -269,9 +287,9 @@ TEST_CASE("cuda bucketed attention scores exactly the probed buckets and the fra
     at::Tensor codes = at::randint(0, 2, {1, 2, 400}, cpu(at::kInt));
     at::Tensor probes = at::stack({at::zeros({1, 2, 30}, cpu(at::kInt)), at::ones({1, 2, 30}, cpu(at::kInt))}, 3);
     auto [perm, offsets] = dc::cuda::bucket_sort(codes.to(kCuda), 1);
-    auto sparse = dc::cuda::bucketed_attention(q.to(kCuda), probes.to(kCuda), kc.to(kCuda), vc.to(kCuda),
-                                               at::Tensor(), at::Tensor(), perm, offsets, ku.to(kCuda), vu.to(kCuda),
-                                               at::Tensor(), 0);
+    auto sparse =
+        dc::cuda::bucketed_attention(q.to(kCuda), probes.to(kCuda), kc.to(kCuda), vc.to(kCuda), at::Tensor(),
+                                     at::Tensor(), perm, offsets, ku.to(kCuda), vu.to(kCuda), at::Tensor(), 0);
     at::Tensor dense = dc::cuda::dense_attention(q.to(kCuda), kc.to(kCuda), vc.to(kCuda), at::Tensor(), at::Tensor(),
                                                  ku.to(kCuda), vu.to(kCuda), at::Tensor(), 0);
     CHECK(rel_err(sparse.first, dense) < 1e-4);
@@ -285,15 +303,18 @@ TEST_CASE("cuda TempCache match finds the best candidate and its cosine", "[cuda
 #else
     if (!cuda_ready()) return;
     at::manual_seed(16);
-    struct Case { at::ScalarType dtype; int64_t H, N, D, T, C; };
+    struct Case {
+        at::ScalarType dtype;
+        int64_t H, N, D, T, C;
+    };
     for (const Case& c : {Case{at::kFloat, 3, 256, 64, 2000, 512}, Case{at::kBFloat16, 2, 37, 32, 300, 300},
                           Case{at::kFloat, 2, 17, 128, 100, 5000}, Case{at::kBFloat16, 6, 256, 64, 1024, 256},
                           Case{at::kFloat, 2, 10, 64, 100, 0}}) {
         CAPTURE(c.dtype, c.H, c.N, c.D, c.T, c.C);
         at::Tensor qn = randn({1, c.H, c.N, c.D}, c.dtype), kn = randn({1, c.H, c.N, c.D}, c.dtype);
         at::Tensor kc = randn({1, c.H, c.T, c.D}, c.dtype);
-        at::Tensor cand = at::randint(0, c.T, {c.C}, cpu(at::kLong));   // repeats allowed
-        if (c.C > 1) kc[0].select(1, cand[1].item<int64_t>()).copy_(qn[0].select(1, 0));   // a clear winner
+        at::Tensor cand = at::randint(0, c.T, {c.C}, cpu(at::kLong));                     // repeats allowed
+        if (c.C > 1) kc[0].select(1, cand[1].item<int64_t>()).copy_(qn[0].select(1, 0));  // a clear winner
         poison_allocator(c.N * 8);
         auto [match, cosv] = dc::cuda::tempcache_match(qn.to(kCuda), kn.to(kCuda), kc.to(kCuda), cand.to(kCuda));
         REQUIRE(match.sizes() == at::IntArrayRef({c.N}));
@@ -305,14 +326,14 @@ TEST_CASE("cuda TempCache match finds the best candidate and its cosine", "[cuda
             continue;
         }
         const int64_t HD = c.H * c.D;
-        at::Tensor qf = qn[0].permute({1, 0, 2}).reshape({c.N, HD}).to(at::kDouble);   // [N, H·D]
-        at::Tensor kf = kn[0].permute({1, 0, 2}).reshape({c.N, HD}).to(at::kDouble);   // [N, H·D]
-        at::Tensor cf = kc[0].permute({1, 0, 2}).reshape({c.T, HD}).to(at::kDouble);   // [T, H·D]
-        at::Tensor scores = qf.mm(cf.index_select(0, cand).t());                        // [N, C]
+        at::Tensor qf = qn[0].permute({1, 0, 2}).reshape({c.N, HD}).to(at::kDouble);  // [N, H·D]
+        at::Tensor kf = kn[0].permute({1, 0, 2}).reshape({c.N, HD}).to(at::kDouble);  // [N, H·D]
+        at::Tensor cf = kc[0].permute({1, 0, 2}).reshape({c.T, HD}).to(at::kDouble);  // [T, H·D]
+        at::Tensor scores = qf.mm(cf.index_select(0, cand).t());                      // [N, C]
         at::Tensor best = std::get<0>(scores.max(1));
         CHECK(m.ge(0).logical_and(m.lt(c.T)).all().item<bool>());
         CHECK(at::isin(m, cand).all().item<bool>());
-        at::Tensor got = (qf * cf.index_select(0, m)).sum(1);   // score of the returned entry
+        at::Tensor got = (qf * cf.index_select(0, m)).sum(1);  // score of the returned entry
         CHECK((best - got).le(1e-3 * best.abs().max().item<double>()).all().item<bool>());
         at::Tensor km = cf.index_select(0, m);
         at::Tensor want_cos = (kf * km).sum(1) / (kf.norm(2, {1}) * km.norm(2, {1}));
@@ -339,10 +360,10 @@ TEST_CASE("cuda TempCache merge updates groups in place, repeats in order", "[cu
         at::Tensor k = kst.narrow(2, 0, T), v = vst.narrow(2, 0, T), bias = bst.narrow(2, 0, T);
         at::Tensor frames = fst.narrow(0, 0, T), group = gst.narrow(0, 0, T);
         at::Tensor idx = at::randint(0, T, {M}, cpu(at::kLong)), src = at::randint(0, N, {M}, cpu(at::kLong));
-        idx[3] = idx[0].item<int64_t>();   // the same entry absorbs three tokens, in pair order
+        idx[3] = idx[0].item<int64_t>();  // the same entry absorbs three tokens, in pair order
         idx[7] = idx[0].item<int64_t>();
         at::Tensor kn = randn({1, H, N, D}, dt), vn = randn({1, H, N, D}, dt);
-        const at::Tensor tail = kst.narrow(2, T, cap - T).cpu();   // storage past the live entries
+        const at::Tensor tail = kst.narrow(2, T, cap - T).cpu();  // storage past the live entries
 
         // Sequential float64 reference.
         at::Tensor rk = k.cpu().to(at::kDouble), rv = v.cpu().to(at::kDouble), rb = bias.cpu().to(at::kDouble);
@@ -358,7 +379,7 @@ TEST_CASE("cuda TempCache merge updates groups in place, repeats in order", "[cu
         }
         at::Tensor knd = kn.to(kCuda), vnd = vn.to(kCuda);
         dc::cuda::tempcache_merge(k, v, bias, frames, group, idx.to(kCuda), src.to(kCuda), knd, vnd, 9);
-        CHECK(rel_err(k, rk) < 1e-6);   // keys are copied
+        CHECK(rel_err(k, rk) < 1e-6);  // keys are copied
         CHECK(rel_err(v, rv) < tolerance(dt));
         CHECK(rel_err(bias, rb) < 1e-6);
         CHECK(frames.cpu().equal(rf));
@@ -374,7 +395,9 @@ TEST_CASE("cuda AnnCA keeps valid prompt tokens that share a code with a query",
 #else
     if (!cuda_ready()) return;
     at::manual_seed(18);
-    struct Case { int64_t B, H, N, P, range; };
+    struct Case {
+        int64_t B, H, N, P, range;
+    };
     for (const Case& c : {Case{1, 6, 256, 128, 64}, Case{2, 3, 50, 30, 8}, Case{1, 2, 2100, 130, 5000},
                           Case{1, 2, 0, 17, 4}, Case{2, 1, 10, 0, 4}}) {
         CAPTURE(c.B, c.H, c.N, c.P, c.range);
@@ -385,7 +408,7 @@ TEST_CASE("cuda AnnCA keeps valid prompt tokens that share a code with a query",
         at::Tensor keep = dc::cuda::annca_keep(qc.to(kCuda), kc.to(kCuda), valid.to(kCuda));
         REQUIRE(keep.sizes() == at::IntArrayRef({c.B, c.H, c.P}));
         REQUIRE(keep.scalar_type() == at::kBool);
-        at::Tensor want = kc.unsqueeze(3).eq(qc.unsqueeze(2)).any(3).logical_and(valid.unsqueeze(1));   // [B, H, P]
+        at::Tensor want = kc.unsqueeze(3).eq(qc.unsqueeze(2)).any(3).logical_and(valid.unsqueeze(1));  // [B, H, P]
         CHECK(keep.cpu().equal(want));
     }
 #endif

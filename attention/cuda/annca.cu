@@ -8,12 +8,11 @@ namespace dc::cuda::kernels {
 namespace {
 
 constexpr int kThreads = 128;
-constexpr int kChunk = 1024;   // query codes staged per round
+constexpr int kChunk = 1024;  // query codes staged per round
 
-__global__ void __launch_bounds__(kThreads) annca_keep_kernel(const int32_t* __restrict__ q_codes,
-                                                              const int32_t* __restrict__ k_codes,
-                                                              const uint8_t* __restrict__ valid, int H, int N, int P,
-                                                              uint8_t* __restrict__ keep) {
+__global__ void __launch_bounds__(kThreads)
+    annca_keep_kernel(const int32_t* __restrict__ q_codes, const int32_t* __restrict__ k_codes,
+                      const uint8_t* __restrict__ valid, int H, int N, int P, uint8_t* __restrict__ keep) {
     __shared__ int32_t qs[kChunk];
     const int64_t bh = blockIdx.x;
     const int64_t b = bh / H;
@@ -26,7 +25,7 @@ __global__ void __launch_bounds__(kThreads) annca_keep_kernel(const int32_t* __r
         bool found = false;
         for (int n0 = 0; n0 < N; n0 += kChunk) {
             const int count = N - n0 < kChunk ? N - n0 : kChunk;
-            __syncthreads();   // the previous chunk is no longer read
+            __syncthreads();  // the previous chunk is no longer read
             for (int i = tid; i < count; i += kThreads) qs[i] = q[n0 + i];
             __syncthreads();
             if (active && !found)
@@ -42,15 +41,15 @@ __global__ void __launch_bounds__(kThreads) annca_keep_kernel(const int32_t* __r
 
 }  // namespace
 
-cudaError_t annca_keep(const int32_t* q_codes, const int32_t* k_codes, const uint8_t* valid, int B, int H, int N,
-                       int P, uint8_t* keep, cudaStream_t stream) {
+cudaError_t annca_keep(const int32_t* q_codes, const int32_t* k_codes, const uint8_t* valid, int B, int H, int N, int P,
+                       uint8_t* keep, cudaStream_t stream) {
     if (B < 0 || H < 0 || N < 0 || P < 0) return cudaErrorInvalidValue;
     if (B == 0 || H == 0 || P == 0) return cudaSuccess;
     if (static_cast<int64_t>(B) * H > 0x7fffffff || k_codes == nullptr || valid == nullptr || keep == nullptr ||
         (N > 0 && q_codes == nullptr))
         return cudaErrorInvalidValue;
-    DC_LAUNCH(annca_keep_kernel, static_cast<unsigned>(B * H), kThreads, 0, stream, q_codes, k_codes, valid, H, N,
-              P, keep);
+    DC_LAUNCH(annca_keep_kernel, static_cast<unsigned>(B * H), kThreads, 0, stream, q_codes, k_codes, valid, H, N, P,
+              keep);
     return cudaGetLastError();
 }
 

@@ -17,9 +17,9 @@ using namespace dc::cuda::dev;
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-constexpr int kItems = 8;                    // rounds per tile; a round sorts kThreads keys
-constexpr int kTile = kThreads * kItems;     // keys per tile
-constexpr int kRadix = 256;                  // 8-bit digits (kRadix == kThreads: thread d owns digit d)
+constexpr int kItems = 8;                 // rounds per tile; a round sorts kThreads keys
+constexpr int kTile = kThreads * kItems;  // keys per tile
+constexpr int kRadix = 256;               // 8-bit digits (kRadix == kThreads: thread d owns digit d)
 constexpr int kScanThreads = 1024;
 
 __global__ void __launch_bounds__(kThreads) sort_hist_kernel(const int32_t* __restrict__ keys, int64_t T, int n_tiles,
@@ -52,7 +52,7 @@ __global__ void __launch_bounds__(kScanThreads) sort_scan_kernel(int32_t* __rest
     for (int64_t i = begin; i < end; ++i) sum += hh[i];
     part[tid] = sum;
     __syncthreads();
-    for (int off = 1; off < kScanThreads; off <<= 1) {   // inclusive Hillis–Steele scan
+    for (int off = 1; off < kScanThreads; off <<= 1) {  // inclusive Hillis–Steele scan
         const int v = tid >= off ? part[tid - off] : 0;
         __syncthreads();
         part[tid] += v;
@@ -66,15 +66,13 @@ __global__ void __launch_bounds__(kScanThreads) sort_scan_kernel(int32_t* __rest
     }
 }
 
-__global__ void __launch_bounds__(kThreads) sort_scatter_kernel(const int32_t* __restrict__ keys_in,
-                                                                const int32_t* __restrict__ vals_in, int64_t T,
-                                                                int n_tiles, int shift, uint32_t mask,
-                                                                const int32_t* __restrict__ hist,
-                                                                int32_t* __restrict__ keys_out,
-                                                                int32_t* __restrict__ vals_out) {
-    __shared__ int base[kRadix];            // first output slot of (digit, this tile)
-    __shared__ int running[kRadix];         // keys of each digit placed by earlier rounds
-    __shared__ int wcnt[kWarps][kRadix];    // keys of each digit in each warp of this round
+__global__ void __launch_bounds__(kThreads)
+    sort_scatter_kernel(const int32_t* __restrict__ keys_in, const int32_t* __restrict__ vals_in, int64_t T,
+                        int n_tiles, int shift, uint32_t mask, const int32_t* __restrict__ hist,
+                        int32_t* __restrict__ keys_out, int32_t* __restrict__ vals_out) {
+    __shared__ int base[kRadix];          // first output slot of (digit, this tile)
+    __shared__ int running[kRadix];       // keys of each digit placed by earlier rounds
+    __shared__ int wcnt[kWarps][kRadix];  // keys of each digit in each warp of this round
     const int tid = static_cast<int>(threadIdx.x);
     const int warp = tid >> 5;
     const int lane = tid & 31;
@@ -92,7 +90,7 @@ __global__ void __launch_bounds__(kThreads) sort_scatter_kernel(const int32_t* _
         const bool valid = idx < T;
         uint32_t key = 0;
         int32_t val = 0;
-        int digit = -1;   // invalid lanes form their own group
+        int digit = -1;  // invalid lanes form their own group
         if (valid) {
             key = static_cast<uint32_t>(keys_in[off + idx]) & mask;
             val = vals_in != nullptr ? vals_in[off + idx] : static_cast<int32_t>(idx);
@@ -120,22 +118,26 @@ __global__ void __launch_bounds__(kThreads) sort_scatter_kernel(const int32_t* _
     }
 }
 
-__global__ void __launch_bounds__(kThreads) sort_offsets_kernel(const int32_t* __restrict__ sorted, int64_t T, int nb,
-                                                                int32_t* __restrict__ offsets) {
+__global__ void __launch_bounds__(kThreads)
+    sort_offsets_kernel(const int32_t* __restrict__ sorted, int64_t T, int nb, int32_t* __restrict__ offsets) {
     const int b = static_cast<int>(blockIdx.x) * kThreads + static_cast<int>(threadIdx.x);
     const int h = static_cast<int>(blockIdx.y);
     if (b > nb) return;
     const int32_t* s = sorted + h * T;
-    int64_t lo = 0, hi = T;   // first position whose code is ≥ b
+    int64_t lo = 0, hi = T;  // first position whose code is ≥ b
     while (lo < hi) {
         const int64_t mid = (lo + hi) >> 1;
-        if (s[mid] < b) lo = mid + 1;
-        else hi = mid;
+        if (s[mid] < b)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     offsets[static_cast<int64_t>(h) * (nb + 1) + b] = static_cast<int32_t>(lo);
 }
 
-size_t align16(size_t n) { return (n + 15) & ~size_t{15}; }
+size_t align16(size_t n) {
+    return (n + 15) & ~size_t{15};
+}
 
 }  // namespace
 
@@ -176,8 +178,8 @@ cudaError_t bucket_sort(const int32_t* codes, int H, int64_t T, int bits, int32_
         int32_t* vout = pass + 1 == passes ? perm : vals_tmp;
         DC_LAUNCH(sort_hist_kernel, tiles_grid, kThreads, 0, stream, kin, T, n_tiles, shift, mask, hist);
         DC_LAUNCH(sort_scan_kernel, H, kScanThreads, 0, stream, hist, n_tiles);
-        DC_LAUNCH(sort_scatter_kernel, tiles_grid, kThreads, 0, stream, kin, vin, T, n_tiles, shift, mask, hist,
-                  kout, vout);
+        DC_LAUNCH(sort_scatter_kernel, tiles_grid, kThreads, 0, stream, kin, vin, T, n_tiles, shift, mask, hist, kout,
+                  vout);
         const cudaError_t e = cudaGetLastError();
         if (e != cudaSuccess) return e;
     }

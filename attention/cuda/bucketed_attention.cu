@@ -18,11 +18,11 @@ constexpr int kWarps = kThreads / 32;
 
 template <typename T, int D>
 struct QueryState {
-    static constexpr int kDpl = D / 32;   // output dims per lane
-    const float* q;                       // [D] this warp's query (shared memory)
+    static constexpr int kDpl = D / 32;  // output dims per lane
+    const float* q;                      // [D] this warp's query (shared memory)
     float acc[kDpl];
-    float m;                              // running max, log2 units (warp-uniform)
-    float l;                              // this lane's share of the running sum
+    float m;  // running max, log2 units (warp-uniform)
+    float l;  // this lane's share of the running sum
 
     // Scores one batch of up to 32 keys: lane j's key is row koff (or none when koff < 0) of kbase/vbase.
     __device__ __forceinline__ void batch(const T* kbase, const T* vbase, int64_t koff, int64_t voff, float kb,
@@ -50,7 +50,7 @@ struct QueryState {
             x = fmaf(d, scale_log2, kb);
         }
         const float bm = warp_max(x);
-        if (bm > m) {   // warp-uniform
+        if (bm > m) {  // warp-uniform
             const float alpha = exp2_fast(m - bm);
             m = bm;
             l *= alpha;
@@ -63,7 +63,7 @@ struct QueryState {
         for (int j = 0; j < 32; ++j) {
             const long long vj = __shfl_sync(kFullMask, static_cast<long long>(koff >= 0 ? voff : -1), j);
             const float pj = __shfl_sync(kFullMask, p, j);
-            if (vj < 0) continue;   // warp-uniform
+            if (vj < 0) continue;  // warp-uniform
             const T* vr = vbase + vj + lane * kDpl;
 #pragma unroll
             for (int i = 0; i < kDpl; ++i) acc[i] = fmaf(pj, to_float(vr[i]), acc[i]);
@@ -79,7 +79,7 @@ __global__ void __launch_bounds__(kThreads, 2) bucketed_kernel(const BucketedArg
     const int lane = static_cast<int>(threadIdx.x) & 31;
     const int n = static_cast<int>(blockIdx.x) * kWarps + warp;
     const int h = static_cast<int>(blockIdx.y);
-    if (n >= a.N) return;   // warp-uniform; no block barrier below
+    if (n >= a.N) return;  // warp-uniform; no block barrier below
 
     const T* qr = static_cast<const T*>(a.q.ptr) + h * a.q.stride_h + n * a.q.stride_r;
     for (int d = lane; d < D; d += 32) qs[warp][d] = to_float(qr[d]);
@@ -149,8 +149,9 @@ cudaError_t launch(const BucketedArgs& ba, cudaStream_t stream) {
     const DenseArgs& a = ba.dense;
     const dim3 grid(static_cast<unsigned>(ceil_div(a.N, kWarps)), static_cast<unsigned>(a.H));
     const float scale_log2 = kLog2e / sqrtf(static_cast<float>(a.D));
-    void (*kernel)(const BucketedArgs, float) =
-        a.D == 32 ? bucketed_kernel<T, 32> : a.D == 64 ? bucketed_kernel<T, 64> : bucketed_kernel<T, 128>;
+    void (*kernel)(const BucketedArgs, float) = a.D == 32   ? bucketed_kernel<T, 32>
+                                                : a.D == 64 ? bucketed_kernel<T, 64>
+                                                            : bucketed_kernel<T, 128>;
     DC_LAUNCH(kernel, grid, kThreads, 0, stream, ba, scale_log2);
     return cudaGetLastError();
 }
@@ -172,8 +173,8 @@ cudaError_t bucketed_attention(const BucketedArgs& ba, cudaStream_t stream) {
     if (!rows_ok(a.k_cur, esz) || !rows_ok(a.v_cur, esz) || a.q.ptr == nullptr || a.out == nullptr ||
         ba.n_scored == nullptr || (ba.P > 0 && ba.probes == nullptr))
         return cudaErrorInvalidValue;
-    if (a.T > 0 && (!rows_ok(a.k_cache, esz) || !rows_ok(a.v_cache, esz) || ba.perm == nullptr ||
-                    ba.offsets == nullptr))
+    if (a.T > 0 &&
+        (!rows_ok(a.k_cache, esz) || !rows_ok(a.v_cache, esz) || ba.perm == nullptr || ba.offsets == nullptr))
         return cudaErrorInvalidValue;
     return a.dtype == DType::bf16 ? launch<__nv_bfloat16>(ba, stream) : launch<float>(ba, stream);
 }

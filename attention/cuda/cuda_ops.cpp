@@ -24,7 +24,9 @@ void check_launch(cudaError_t e, const char* fn) {
     DC_CHECK(e == cudaSuccess, fn << ": CUDA error " << cudaGetErrorName(e) << " (" << cudaGetErrorString(e) << ")");
 }
 
-cudaStream_t current_stream(const at::Device& dev) { return c10::cuda::getCurrentCUDAStream(dev.index()).stream(); }
+cudaStream_t current_stream(const at::Device& dev) {
+    return c10::cuda::getCurrentCUDAStream(dev.index()).stream();
+}
 
 // t is a defined CUDA tensor on `dev` with `dim` dimensions.
 void expect_cuda(const at::Tensor& t, const char* fn, const char* name, const at::Device& dev, int64_t dim) {
@@ -48,10 +50,14 @@ kn::DType qkv_dtype(const at::Tensor& q, const char* fn) {
     return kn::DType::f32;
 }
 
-bool aligned16(const at::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; }
+bool aligned16(const at::Tensor& t) {
+    return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+}
 
 // A fresh contiguous copy: 16-byte aligned (the caching allocator aligns blocks to 512 bytes).
-at::Tensor fresh_copy(const at::Tensor& t) { return at::empty(t.sizes(), t.options()).copy_(t); }
+at::Tensor fresh_copy(const at::Tensor& t) {
+    return at::empty(t.sizes(), t.options()).copy_(t);
+}
 
 // A [1, H, R, D] operand as kernel rows; `hold` keeps a copy alive when the layout had to change.
 struct RowsOf {
@@ -162,7 +168,7 @@ AttentionInputs attention_inputs(const char* fn, const at::Tensor& q, const at::
 bool available() {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess) {
-        (void)cudaGetLastError();   // clear the error this query leaves behind
+        (void)cudaGetLastError();  // clear the error this query leaves behind
         return false;
     }
     return n > 0 && at::hasCUDA();
@@ -174,7 +180,7 @@ at::Tensor dense_attention(const at::Tensor& q, const at::Tensor& k_cache, const
     const char* fn = "dc::cuda::dense_attention";
     AttentionInputs in = attention_inputs(fn, q, k_cache, v_cache, bias, frames, k_cur, v_cur, slope, frame);
     const c10::cuda::CUDAGuard guard(q.device());
-    at::Tensor out = at::empty({1, in.args.H, in.args.N, in.args.D}, q.options());   // [1, H, N, D]
+    at::Tensor out = at::empty({1, in.args.H, in.args.N, in.args.D}, q.options());  // [1, H, N, D]
     if (in.args.N == 0 || in.args.H == 0) return out;
     in.args.out = out.data_ptr();
     in.args.out_stride_h = out.stride(1);
@@ -199,21 +205,22 @@ at::Tensor lsh_codes(const at::Tensor& x, const at::Tensor& planes) {
     expect_cuda(planes, fn, "planes", dev, 3);
     expect_dtype(planes, fn, "planes", at::kFloat);
     const int64_t bits = planes.size(2);
-    DC_CHECK(bits >= 1 && bits <= 16, fn << ": planes must be [H, D, bits] with 1 ≤ bits ≤ 16, found " << planes.sizes());
+    DC_CHECK(bits >= 1 && bits <= 16,
+             fn << ": planes must be [H, D, bits] with 1 ≤ bits ≤ 16, found " << planes.sizes());
     expect_sizes(planes, fn, "planes", {H, D, bits}, "[H, D, bits]");
-    DC_CHECK(D >= 1 && D * bits * 4 <= 48 * 1024 && B * H <= 65535,
-             fn << ": sizes out of range (D·bits ≤ 12288, B·H ≤ 65535), found " << x.sizes() << " and " << bits
-                << " bits");
+    DC_CHECK(
+        D >= 1 && D * bits * 4 <= 48 * 1024 && B * H <= 65535,
+        fn << ": sizes out of range (D·bits ≤ 12288, B·H ≤ 65535), found " << x.sizes() << " and " << bits << " bits");
     at::Tensor xc = x.contiguous();
     if (xc.numel() > 0 && !aligned16(xc)) xc = fresh_copy(xc);
     const at::Tensor pc = planes.contiguous();
     const c10::cuda::CUDAGuard guard(dev);
-    at::Tensor codes = at::empty({B, H, T}, x.options().dtype(at::kInt));   // [B, H, T]
+    at::Tensor codes = at::empty({B, H, T}, x.options().dtype(at::kInt));  // [B, H, T]
     if (codes.numel() == 0) return codes;
-    check_launch(kn::lsh_codes(dt, xc.data_ptr(), pc.data_ptr<float>(), static_cast<int>(B), static_cast<int>(H), T,
-                               static_cast<int>(D), static_cast<int>(bits), codes.data_ptr<int32_t>(),
-                               current_stream(dev)),
-                 fn);
+    check_launch(
+        kn::lsh_codes(dt, xc.data_ptr(), pc.data_ptr<float>(), static_cast<int>(B), static_cast<int>(H), T,
+                      static_cast<int>(D), static_cast<int>(bits), codes.data_ptr<int32_t>(), current_stream(dev)),
+        fn);
     return codes;
 }
 
@@ -230,8 +237,8 @@ std::pair<at::Tensor, at::Tensor> bucket_sort(const at::Tensor& codes, int bits)
     const at::Tensor cc = codes.contiguous();
     const c10::cuda::CUDAGuard guard(dev);
     const int64_t nb = int64_t{1} << bits;
-    at::Tensor perm = at::empty({1, H, T}, codes.options());             // [1, H, T] int32
-    at::Tensor offsets = at::empty({1, H, nb + 1}, codes.options());     // [1, H, 2^bits + 1] int32
+    at::Tensor perm = at::empty({1, H, T}, codes.options());          // [1, H, T] int32
+    at::Tensor offsets = at::empty({1, H, nb + 1}, codes.options());  // [1, H, 2^bits + 1] int32
     if (H == 0) return {perm, offsets};
     const size_t bytes = kn::bucket_sort_workspace_bytes(static_cast<int>(H), T, bits);
     at::Tensor ws;
@@ -265,13 +272,13 @@ std::pair<at::Tensor, at::Tensor> bucketed_attention(const at::Tensor& q, const 
     const int64_t nb = offsets.size(2) - 1;
     int bits = 0;
     while (bits <= 16 && (int64_t{1} << bits) < nb) ++bits;
-    DC_CHECK(bits >= 1 && bits <= 16 && (int64_t{1} << bits) == nb && offsets.size(0) == 1 && offsets.size(1) == H,
-             fn << ": offsets must be [1, H, 2^bits + 1] with 1 ≤ bits ≤ 16 (from bucket_sort), found "
-                << offsets.sizes());
+    DC_CHECK(
+        bits >= 1 && bits <= 16 && (int64_t{1} << bits) == nb && offsets.size(0) == 1 && offsets.size(1) == H,
+        fn << ": offsets must be [1, H, 2^bits + 1] with 1 ≤ bits ≤ 16 (from bucket_sort), found " << offsets.sizes());
     const at::Tensor pc = q_probe_codes.contiguous(), permc = perm.contiguous(), offc = offsets.contiguous();
     const c10::cuda::CUDAGuard guard(dev);
-    at::Tensor out = at::empty({1, H, N, in.args.D}, q.options());              // [1, H, N, D]
-    at::Tensor n_scored = at::empty({1, H, N}, q.options().dtype(at::kInt));    // [1, H, N]
+    at::Tensor out = at::empty({1, H, N, in.args.D}, q.options());            // [1, H, N, D]
+    at::Tensor n_scored = at::empty({1, H, N}, q.options().dtype(at::kInt));  // [1, H, N]
     if (N == 0 || H == 0) return {out, n_scored};
     in.args.out = out.data_ptr();
     in.args.out_stride_h = out.stride(1);
@@ -315,16 +322,16 @@ std::pair<at::Tensor, at::Tensor> tempcache_match(const at::Tensor& q_new, const
     const RowsOf qr = rows_of(q_new), kr = rows_of(k_new), cr = rows_of(k_cache);
     const at::Tensor cc = cand_idx.contiguous();
     const c10::cuda::CUDAGuard guard(dev);
-    at::Tensor match = at::empty({N}, q_new.options().dtype(at::kLong));   // [N] cache index, −1 = none
-    at::Tensor cos = at::empty({N}, q_new.options().dtype(at::kFloat));    // [N]
+    at::Tensor match = at::empty({N}, q_new.options().dtype(at::kLong));  // [N] cache index, −1 = none
+    at::Tensor cos = at::empty({N}, q_new.options().dtype(at::kFloat));   // [N]
     if (N == 0) return {match, cos};
     const size_t bytes = kn::tempcache_match_workspace_bytes(static_cast<int>(N));
     at::Tensor ws = at::empty({static_cast<int64_t>(bytes)}, q_new.options().dtype(at::kByte));
-    check_launch(kn::tempcache_match(dt, static_cast<int>(H), static_cast<int>(N), static_cast<int>(D), T, qr.rows,
-                                     kr.rows, cr.rows, C > 0 ? cc.data_ptr<int64_t>() : nullptr, C,
-                                     match.data_ptr<int64_t>(), cos.data_ptr<float>(), ws.data_ptr(), bytes,
-                                     current_stream(dev)),
-                 fn);
+    check_launch(
+        kn::tempcache_match(dt, static_cast<int>(H), static_cast<int>(N), static_cast<int>(D), T, qr.rows, kr.rows,
+                            cr.rows, C > 0 ? cc.data_ptr<int64_t>() : nullptr, C, match.data_ptr<int64_t>(),
+                            cos.data_ptr<float>(), ws.data_ptr(), bytes, current_stream(dev)),
+        fn);
     return {match, cos};
 }
 
@@ -366,8 +373,8 @@ void tempcache_merge(at::Tensor& k_cache, at::Tensor& v_cache, at::Tensor& bias,
                     << t->scalar_type());
     // Written in place, so they cannot be copied into a friendlier layout: only the last dimension must be dense.
     DC_CHECK((D <= 1 || (k_cache.stride(3) == 1 && v_cache.stride(3) == 1)),
-             fn << ": k_cache and v_cache must be contiguous in the last dimension, found strides "
-                << k_cache.strides() << " and " << v_cache.strides());
+             fn << ": k_cache and v_cache must be contiguous in the last dimension, found strides " << k_cache.strides()
+                << " and " << v_cache.strides());
     DC_CHECK(M < (int64_t{1} << 31) && N < (int64_t{1} << 31), fn << ": too many pairs or tokens: " << M << ", " << N);
     if (M == 0 || T == 0 || H == 0 || D == 0) return;
     const at::Tensor ic = idx.contiguous(), sc = src.contiguous();
@@ -419,7 +426,7 @@ at::Tensor annca_keep(const at::Tensor& q_codes, const at::Tensor& k_codes, cons
              fn << ": sizes out of range, found " << q_codes.sizes() << " and " << k_codes.sizes());
     const at::Tensor qc = q_codes.contiguous(), kc = k_codes.contiguous(), vc = valid.contiguous();
     const c10::cuda::CUDAGuard guard(dev);
-    at::Tensor keep = at::empty({B, H, P}, k_codes.options().dtype(at::kBool));   // [B, H, P]
+    at::Tensor keep = at::empty({B, H, P}, k_codes.options().dtype(at::kBool));  // [B, H, P]
     if (keep.numel() == 0) return keep;
     check_launch(kn::annca_keep(N > 0 ? qc.data_ptr<int32_t>() : nullptr, kc.data_ptr<int32_t>(),
                                 reinterpret_cast<const uint8_t*>(vc.data_ptr<bool>()), static_cast<int>(B),

@@ -21,7 +21,9 @@ namespace dc::cuda::dev {
 constexpr unsigned kFullMask = 0xffffffffu;
 constexpr float kLog2e = 1.4426950408889634f;
 
-__device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
+__device__ __forceinline__ float neg_inf() {
+    return __int_as_float(0xff800000);
+}
 
 // Dynamic shared memory of the running kernel (16-byte aligned), typed.
 template <typename T>
@@ -36,7 +38,9 @@ __device__ __forceinline__ void cp_async_16(void* smem_dst, const void* gmem_src
     const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(gmem_src) : "memory");
 }
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_async_commit() {
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
 // Waits until at most N of this thread's committed groups are still in flight.
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
@@ -64,8 +68,12 @@ __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
     memcpy(&r, &h, sizeof(r));
     return r;
 }
-__device__ __forceinline__ float bf16_lo(uint32_t w) { return __uint_as_float(w << 16); }
-__device__ __forceinline__ float bf16_hi(uint32_t w) { return __uint_as_float(w & 0xffff0000u); }
+__device__ __forceinline__ float bf16_lo(uint32_t w) {
+    return __uint_as_float(w << 16);
+}
+__device__ __forceinline__ float bf16_hi(uint32_t w) {
+    return __uint_as_float(w & 0xffff0000u);
+}
 
 // 2^x with the hardware approximation (relative error ~2^-22); exp2_fast(-inf) = 0.
 __device__ __forceinline__ float exp2_fast(float x) {
@@ -75,8 +83,12 @@ __device__ __forceinline__ float exp2_fast(float x) {
 }
 
 // Element type → float, for the scalar kernels (float or __nv_bfloat16).
-__device__ __forceinline__ float to_float(float x) { return x; }
-__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_float(float x) {
+    return x;
+}
+__device__ __forceinline__ float to_float(__nv_bfloat16 x) {
+    return __bfloat162float(x);
+}
 template <typename T>
 __device__ __forceinline__ T from_float(float x);
 template <>
@@ -101,8 +113,14 @@ __device__ __forceinline__ void load8(const __nv_bfloat16* p, float (&f)[8]) {
 __device__ __forceinline__ void load8(const float* p, float (&f)[8]) {
     const float4 a = *reinterpret_cast<const float4*>(p);
     const float4 b = *reinterpret_cast<const float4*>(p + 4);
-    f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w;
-    f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
+    f[0] = a.x;
+    f[1] = a.y;
+    f[2] = a.z;
+    f[3] = a.w;
+    f[4] = b.x;
+    f[5] = b.y;
+    f[6] = b.z;
+    f[7] = b.w;
 }
 
 // ---- warp reductions ----------------------------------------------------------------------------------------------

@@ -20,41 +20,41 @@
 
 namespace dc::cuda::kernels {
 
-enum class DType : int { f32 = 0, bf16 = 1 };   // element type of q/k/v (and of the attention output)
+enum class DType : int { f32 = 0, bf16 = 1 };  // element type of q/k/v (and of the attention output)
 
 struct Rows {
-    const void* ptr = nullptr;   // element (h, r, d) at ptr[h·stride_h + r·stride_r + d]
-    int64_t stride_h = 0;        // elements between heads
-    int64_t stride_r = 0;        // elements between rows (tokens)
+    const void* ptr = nullptr;  // element (h, r, d) at ptr[h·stride_h + r·stride_r + d]
+    int64_t stride_h = 0;       // elements between heads
+    int64_t stride_r = 0;       // elements between rows (tokens)
 };
 
 // ---- 1. split-KV dense attention (flash-decoding) ------------------------------------------------------------------
 // One frame of queries over [cache ‖ current frame]; the current frame's keys have bias 0 and distance 0.
 struct DenseArgs {
     DType dtype = DType::bf16;
-    int H = 0;                     // heads
-    int N = 0;                     // queries of the frame = keys of the current frame (≥ 1)
-    int D = 0;                     // head dim: 32, 64 or 128
-    int64_t T = 0;                 // cached keys (may be 0)
-    Rows q;                        // [H, N, D]
-    Rows k_cache, v_cache;         // [H, T, D]
-    const float* bias = nullptr;   // [H, T] at bias[h·bias_stride_h + t]; nullptr = 0
+    int H = 0;                    // heads
+    int N = 0;                    // queries of the frame = keys of the current frame (≥ 1)
+    int D = 0;                    // head dim: 32, 64 or 128
+    int64_t T = 0;                // cached keys (may be 0)
+    Rows q;                       // [H, N, D]
+    Rows k_cache, v_cache;        // [H, T, D]
+    const float* bias = nullptr;  // [H, T] at bias[h·bias_stride_h + t]; nullptr = 0
     int64_t bias_stride_h = 0;
-    const int64_t* frames = nullptr;   // [T] frame index of each cached key; nullptr = distance 0
-    Rows k_cur, v_cur;             // [H, N, D]
-    const float* slope = nullptr;  // [H] per-head slope on frame distance; nullptr = none
-    int64_t frame = 0;             // index of the current frame
-    void* out = nullptr;           // [H, N, D] in dtype, element (h, i, d) at out[h·out_stride_h + i·out_stride_n + d]
+    const int64_t* frames = nullptr;  // [T] frame index of each cached key; nullptr = distance 0
+    Rows k_cur, v_cur;                // [H, N, D]
+    const float* slope = nullptr;     // [H] per-head slope on frame distance; nullptr = none
+    int64_t frame = 0;                // index of the current frame
+    void* out = nullptr;  // [H, N, D] in dtype, element (h, i, d) at out[h·out_stride_h + i·out_stride_n + d]
     int64_t out_stride_h = 0;
     int64_t out_stride_n = 0;
 };
 // How the keys are split across thread blocks; from dense_attention_plan (depends on the device's SM count).
 struct DensePlan {
-    int n_qtiles = 0;              // query tiles per head
-    int tiles_total = 0;           // key tiles per head over cache + current frame
-    int n_chunks = 0;              // key chunks per head (1 = no reduce pass)
-    int chunk_tiles = 0;           // key tiles per chunk
-    size_t workspace_bytes = 0;    // partial results: H·n_chunks·N·(D + 2) floats (0 when n_chunks = 1)
+    int n_qtiles = 0;            // query tiles per head
+    int tiles_total = 0;         // key tiles per head over cache + current frame
+    int n_chunks = 0;            // key chunks per head (1 = no reduce pass)
+    int chunk_tiles = 0;         // key tiles per chunk
+    size_t workspace_bytes = 0;  // partial results: H·n_chunks·N·(D + 2) floats (0 when n_chunks = 1)
 };
 cudaError_t dense_attention_plan(const DenseArgs& a, DensePlan* plan);
 cudaError_t dense_attention(const DenseArgs& a, const DensePlan& plan, void* workspace, cudaStream_t stream);
@@ -76,20 +76,21 @@ cudaError_t bucket_sort(const int32_t* codes, int H, int64_t T, int bits, int32_
 // Each query attends to the cached keys whose code (as sorted by bucket_sort) is in its probe set — P probe codes,
 // taken modulo 2^bits, duplicates counted once — plus every key of the current frame. Same logits as dense.
 struct BucketedArgs {
-    DenseArgs dense;               // q, caches, bias, frames, current frame, slope, frame, out (as for dense)
-    const int32_t* probes = nullptr;   // [H, N, P] contiguous
+    DenseArgs dense;                  // q, caches, bias, frames, current frame, slope, frame, out (as for dense)
+    const int32_t* probes = nullptr;  // [H, N, P] contiguous
     int P = 0;
     const int32_t* perm = nullptr;     // [H, T] contiguous, from bucket_sort
     const int32_t* offsets = nullptr;  // [H, 2^bits + 1] contiguous, from bucket_sort
     int bits = 0;
-    int32_t* n_scored = nullptr;   // [H, N] contiguous: cached keys scored per query
+    int32_t* n_scored = nullptr;  // [H, N] contiguous: cached keys scored per query
 };
 cudaError_t bucketed_attention(const BucketedArgs& a, cudaStream_t stream);
 
-// ---- 5. TempCache -----------------------------------------------------------------------------------------------------
-// Match: for each new token i, the candidate c (cache index cand_idx[j], j < C) maximising Σ_h q_new[h, i]·k[h, c]
-// (first j on ties), and the cosine between k_new[:, i] and k[:, c] over the H·D concatenation.
-// match [N] int64 (−1 when C = 0), cos [N] float (−inf when C = 0). Candidates outside [0, T) are skipped.
+// ---- 5. TempCache
+// ----------------------------------------------------------------------------------------------------- Match: for each
+// new token i, the candidate c (cache index cand_idx[j], j < C) maximising Σ_h q_new[h, i]·k[h, c] (first j on ties),
+// and the cosine between k_new[:, i] and k[:, c] over the H·D concatenation. match [N] int64 (−1 when C = 0), cos [N]
+// float (−inf when C = 0). Candidates outside [0, T) are skipped.
 size_t tempcache_match_workspace_bytes(int N);
 cudaError_t tempcache_match(DType dtype, int H, int N, int D, int64_t T, Rows q_new, Rows k_new, Rows k_cache,
                             const int64_t* cand_idx, int64_t C, int64_t* match, float* cos, void* workspace,
@@ -103,29 +104,30 @@ struct MergeArgs {
     int H = 0;
     int D = 0;
     int64_t T = 0;
-    void* k_cache = nullptr;       // [H, T, D] at k_cache[h·kc_stride_h + t·kc_stride_t + d]
+    void* k_cache = nullptr;  // [H, T, D] at k_cache[h·kc_stride_h + t·kc_stride_t + d]
     int64_t kc_stride_h = 0, kc_stride_t = 0;
-    void* v_cache = nullptr;       // [H, T, D]
+    void* v_cache = nullptr;  // [H, T, D]
     int64_t vc_stride_h = 0, vc_stride_t = 0;
-    float* bias = nullptr;         // [H, T] at bias[h·bias_stride_h + t·bias_stride_t]
+    float* bias = nullptr;  // [H, T] at bias[h·bias_stride_h + t·bias_stride_t]
     int64_t bias_stride_h = 0, bias_stride_t = 0;
-    int64_t* frames = nullptr;     // [T] at frames[t·frames_stride]
+    int64_t* frames = nullptr;  // [T] at frames[t·frames_stride]
     int64_t frames_stride = 1;
-    int32_t* group_size = nullptr; // [T] at group_size[t·group_size_stride]
+    int32_t* group_size = nullptr;  // [T] at group_size[t·group_size_stride]
     int64_t group_size_stride = 1;
     const int64_t* idx = nullptr;  // [M] cache entries
     const int64_t* src = nullptr;  // [M] new tokens
     int64_t M = 0;
-    Rows k_new, v_new;             // [H, N, D]
+    Rows k_new, v_new;  // [H, N, D]
     int N = 0;
     int64_t frame = 0;
 };
 cudaError_t tempcache_merge(const MergeArgs& a, cudaStream_t stream);
 
-// ---- 6. AnnCA keep mask -------------------------------------------------------------------------------------------------
-// keep[b, h, p] = valid[b, p] && some i has q_codes[b, h, i] == k_codes[b, h, p].
-// q_codes [B, H, N], k_codes [B, H, P] int32 contiguous; valid [B, P], keep [B, H, P] bytes (0/1) contiguous.
-cudaError_t annca_keep(const int32_t* q_codes, const int32_t* k_codes, const uint8_t* valid, int B, int H, int N,
-                       int P, uint8_t* keep, cudaStream_t stream);
+// ---- 6. AnnCA keep mask
+// ------------------------------------------------------------------------------------------------- keep[b, h, p] =
+// valid[b, p] && some i has q_codes[b, h, i] == k_codes[b, h, p]. q_codes [B, H, N], k_codes [B, H, P] int32
+// contiguous; valid [B, P], keep [B, H, P] bytes (0/1) contiguous.
+cudaError_t annca_keep(const int32_t* q_codes, const int32_t* k_codes, const uint8_t* valid, int B, int H, int N, int P,
+                       uint8_t* keep, cudaStream_t stream);
 
 }  // namespace dc::cuda::kernels

@@ -13,11 +13,11 @@ constexpr int kThreads = 256;
 constexpr int kMaxBits = 16;
 
 template <typename T>
-__global__ void __launch_bounds__(kThreads) lsh_codes_kernel(const T* __restrict__ x, const float* __restrict__ planes,
-                                                             int H, int64_t rows, int D, int bits,
-                                                             int32_t* __restrict__ codes) {
-    float* pl = dynamic_smem<float>();   // [D, bits] of this block's head
-    const int64_t bh = blockIdx.y;       // batch · H + head
+__global__ void __launch_bounds__(kThreads)
+    lsh_codes_kernel(const T* __restrict__ x, const float* __restrict__ planes, int H, int64_t rows, int D, int bits,
+                     int32_t* __restrict__ codes) {
+    float* pl = dynamic_smem<float>();  // [D, bits] of this block's head
+    const int64_t bh = blockIdx.y;      // batch · H + head
     const int h = static_cast<int>(bh % H);
     for (int i = static_cast<int>(threadIdx.x); i < D * bits; i += kThreads) pl[i] = planes[h * D * bits + i];
     __syncthreads();
@@ -60,14 +60,14 @@ cudaError_t lsh_codes(DType dtype, const void* x, const float* planes, int B, in
     const int64_t blocks_x = ceil_div(T, kThreads);
     if (smem > 48 * 1024 || static_cast<int64_t>(B) * H > 65535 || blocks_x > 0x7fffffff) return cudaErrorInvalidValue;
     if (x == nullptr || planes == nullptr || codes == nullptr) return cudaErrorInvalidValue;
-    if ((D & 7) == 0 && reinterpret_cast<uintptr_t>(x) % 16 != 0) return cudaErrorInvalidValue;   // load8
+    if ((D & 7) == 0 && reinterpret_cast<uintptr_t>(x) % 16 != 0) return cudaErrorInvalidValue;  // load8
     const dim3 grid(static_cast<unsigned>(blocks_x), static_cast<unsigned>(B * H));
     if (dtype == DType::bf16)
-        DC_LAUNCH(lsh_codes_kernel<__nv_bfloat16>, grid, kThreads, smem, stream,
-                  static_cast<const __nv_bfloat16*>(x), planes, H, T, D, bits, codes);
+        DC_LAUNCH(lsh_codes_kernel<__nv_bfloat16>, grid, kThreads, smem, stream, static_cast<const __nv_bfloat16*>(x),
+                  planes, H, T, D, bits, codes);
     else
-        DC_LAUNCH(lsh_codes_kernel<float>, grid, kThreads, smem, stream, static_cast<const float*>(x), planes, H, T,
-                  D, bits, codes);
+        DC_LAUNCH(lsh_codes_kernel<float>, grid, kThreads, smem, stream, static_cast<const float*>(x), planes, H, T, D,
+                  bits, codes);
     return cudaGetLastError();
 }
 

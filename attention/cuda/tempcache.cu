@@ -15,7 +15,7 @@ namespace {
 using namespace dc::cuda::dev;
 
 constexpr int kThreads = 256;
-constexpr int kQB = 16;              // new tokens per scoring block
+constexpr int kQB = 16;  // new tokens per scoring block
 constexpr int kMergeThreads = 128;
 
 struct MatchParams {
@@ -24,20 +24,20 @@ struct MatchParams {
     Rows q_new, k_new, k_cache;
     const int64_t* cand_idx;
     int64_t C;
-    unsigned long long* best;   // [N] packed (score, candidate), 0 = none
+    unsigned long long* best;  // [N] packed (score, candidate), 0 = none
     int64_t* match;
     float* cos;
 };
 
 __device__ __forceinline__ unsigned long long pack_best(float s, int64_t c) {
     uint32_t u = __float_as_uint(s);
-    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);   // order-preserving float → unsigned
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);  // order-preserving float → unsigned
     return (static_cast<unsigned long long>(u) << 32) | (0xffffffffu - static_cast<uint32_t>(c));
 }
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) match_score_kernel(const MatchParams mp) {
-    float* qs = dynamic_smem<float>();   // [kQB, H·D] queries of tokens i0 .. i0 + kQB − 1
+    float* qs = dynamic_smem<float>();  // [kQB, H·D] queries of tokens i0 .. i0 + kQB − 1
     const int hd = mp.H * mp.D;
     const int i0 = static_cast<int>(blockIdx.y) * kQB;
     const int tid = static_cast<int>(threadIdx.x);
@@ -46,9 +46,9 @@ __global__ void __launch_bounds__(kThreads) match_score_kernel(const MatchParams
         const int h = (e % hd) / mp.D;
         const int d = e % mp.D;
         const int i = i0 + j;
-        qs[e] = i < mp.N ? to_float(static_cast<const T*>(mp.q_new.ptr)[h * mp.q_new.stride_h +
-                                                                       i * mp.q_new.stride_r + d])
-                         : 0.f;
+        qs[e] = i < mp.N
+                    ? to_float(static_cast<const T*>(mp.q_new.ptr)[h * mp.q_new.stride_h + i * mp.q_new.stride_r + d])
+                    : 0.f;
     }
     __syncthreads();
 
@@ -92,7 +92,7 @@ __global__ void __launch_bounds__(kThreads) match_score_kernel(const MatchParams
         }
 #pragma unroll
         for (int j = 0; j < kQB; ++j) {
-            if (best_c[j] < 0 || acc[j] > best_s[j]) {   // candidates come in increasing order: first max wins
+            if (best_c[j] < 0 || acc[j] > best_s[j]) {  // candidates come in increasing order: first max wins
                 best_s[j] = acc[j];
                 best_c[j] = c;
             }
@@ -115,7 +115,7 @@ template <typename T>
 __global__ void __launch_bounds__(kThreads) match_finish_kernel(const MatchParams mp) {
     const int lane = static_cast<int>(threadIdx.x) & 31;
     const int i = static_cast<int>(blockIdx.x) * (kThreads / 32) + (static_cast<int>(threadIdx.x) >> 5);
-    if (i >= mp.N) return;   // warp-uniform
+    if (i >= mp.N) return;  // warp-uniform
     const unsigned long long pk = mp.best[i];
     if (pk == 0ull) {
         if (lane == 0) {
@@ -143,7 +143,7 @@ __global__ void __launch_bounds__(kThreads) match_finish_kernel(const MatchParam
     nb = warp_sum(nb);
     if (lane == 0) {
         mp.match[i] = t;
-        mp.cos[i] = dot / sqrtf(fmaxf(na * nb, 1e-16f));   // torch.cosine_similarity with eps = 1e-8
+        mp.cos[i] = dot / sqrtf(fmaxf(na * nb, 1e-16f));  // torch.cosine_similarity with eps = 1e-8
     }
 }
 
@@ -154,7 +154,7 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(const MergeArgs a)
     const int64_t j = blockIdx.x;
     const int64_t entry = a.idx[j];
     const int64_t src = a.src[j];
-    if (entry < 0 || entry >= a.T || src < 0 || src >= a.N) return;   // block-uniform
+    if (entry < 0 || entry >= a.T || src < 0 || src >= a.N) return;  // block-uniform
     const int tid = static_cast<int>(threadIdx.x);
     auto valid_pair = [&](int64_t k) { return a.idx[k] == entry && a.src[k] >= 0 && a.src[k] < a.N; };
 
@@ -206,7 +206,9 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(const MergeArgs a)
 
 }  // namespace
 
-size_t tempcache_match_workspace_bytes(int N) { return N > 0 ? static_cast<size_t>(N) * sizeof(unsigned long long) : 0; }
+size_t tempcache_match_workspace_bytes(int N) {
+    return N > 0 ? static_cast<size_t>(N) * sizeof(unsigned long long) : 0;
+}
 
 cudaError_t tempcache_match(DType dtype, int H, int N, int D, int64_t T, Rows q_new, Rows k_new, Rows k_cache,
                             const int64_t* cand_idx, int64_t C, int64_t* match, float* cos, void* workspace,
@@ -225,14 +227,13 @@ cudaError_t tempcache_match(DType dtype, int H, int N, int D, int64_t T, Rows q_
     const size_t smem = static_cast<size_t>(kQB) * H * D * sizeof(float);
     if (smem > 200 * 1024) return cudaErrorInvalidValue;
 
-    MatchParams mp{H, N, D, T, q_new, k_new, k_cache, cand_idx, C,
-                   static_cast<unsigned long long*>(workspace), match, cos};
+    MatchParams mp{H,     N,  D, T, q_new, k_new, k_cache, cand_idx, C, static_cast<unsigned long long*>(workspace),
+                   match, cos};
     cudaError_t e = cudaMemsetAsync(workspace, 0, tempcache_match_workspace_bytes(N), stream);
     if (e != cudaSuccess) return e;
     if (score) {
         const int64_t blocks = ceil_div(C, kThreads);
-        const dim3 grid(static_cast<unsigned>(blocks < 1024 ? blocks : 1024),
-                        static_cast<unsigned>(ceil_div(N, kQB)));
+        const dim3 grid(static_cast<unsigned>(blocks < 1024 ? blocks : 1024), static_cast<unsigned>(ceil_div(N, kQB)));
         void (*kernel)(const MatchParams) =
             dtype == DType::bf16 ? match_score_kernel<__nv_bfloat16> : match_score_kernel<float>;
         if (smem > 48 * 1024) {
