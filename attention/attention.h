@@ -15,7 +15,7 @@
 //   cross-attention kernel:  dense | "annca" (keep prompt tokens that share a bucket with some query)
 // A spec's type names the non-default parts joined by '+' in any order: "dense", "window", "tempcache", "annsa",
 // "annca", "tempcache+annsa+annca", …; params is a JSON object with one sub-object per part, e.g.
-//   {"tempcache": {"tau": 0.9}, "annsa": {"bits": 8, "probes": 1, "dense_step_fraction": 0.3}}
+//   {"tempcache": {"tau": 0.9}, "annsa": {"bits": 8, "probes": 32, "dense_step_fraction": 0.3}}
 // Sub-objects of parts the type does not enable are validated and kept (the app keeps every part's settings while
 // toggling), but have no effect. Every field, its default and why: the *Params structs below.
 // Unknown types, unknown parameter names and out-of-range values throw dc::Error naming what was accepted.
@@ -25,6 +25,18 @@
 // Batch B must be 1 when a cache is used (one play session per cache); training uses the model's own masked path.
 // Devices: CPU tensors run torch ops (chunked online softmax, bucket-sorted block-sparse AnnSA, FAISS indexes);
 // CUDA tensors run the kernels of attention/cuda/cuda_ops.h when the build has them.
+//
+// Semantics the tests pin down (tests/test_attention_*.cpp):
+// - TempCache commit: candidates are entries of frames ≥ frame − lookback; new token i matches the candidate c
+//   maximising Σ_h q_i·k_c (its top-1 key) and merges when cos(k_i, k_c) over all heads ≥ tau, one new token per
+//   entry (the most similar). Merge: key ← newest, value ← running mean, size m+1, bias log(m+1), frame ← frame.
+//   With tau > 1 it never merges (= Dense bit for bit); on exactly repeated keys it equals Dense (Lemma 5.1).
+// - AnnSA: the current frame is always attended densely; sparse only at steps ≥ ceil(f·n_steps), in the last
+//   round(f·n_layers) blocks and for caches ≥ min_cache_tokens; probes ≥ 2^bits equals Dense.
+// - AnnCA: a head for which no prompt token shares a bucket with a query falls back to all valid tokens.
+// - Window/budget evict whole frames at commit; budget after the policy, oldest first after the sink frames.
+// - Stats: recall is measured (ctx.measure_recall) on ≤ 32 sampled rows of sparse calls only; density counts the
+//   always-dense current frame as attended.
 #pragma once
 
 #include <ATen/core/Tensor.h>
