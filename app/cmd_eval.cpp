@@ -27,6 +27,7 @@ void add_eval_command(CLI::App& root) {
     cmd->add_option("--agents", o->agents, "Scripted agents to use (default: all)");
     cmd->add_option("--levels", o->levels, "Levels to use (default: all)");
     cmd->add_option("--steps", o->n_steps, "Euler steps per frame (default: the model's)");
+    cmd->add_option("--ctx-noise", o->ctx_noise, "Previous-frame noise level at inference (default: the model's)");
     cmd->add_option("--attention", o->attention, "Attention spec for the rollouts (e.g. tempcache+annsa)")
         ->capture_default_str();
     cmd->add_option("--attention-params", o->attention_params, "JSON parameters of the attention spec");

@@ -1,5 +1,7 @@
 // Weights I/O: safetensors round trip and every loader error a user can meet (missing tensor, wrong shape, wrong
 // dtype, bad checksum, truncated file, not a safetensors file).
+#include <unistd.h>
+
 #include <ATen/ATen.h>
 #include <catch2/catch.hpp>
 

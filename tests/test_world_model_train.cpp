@@ -1,5 +1,7 @@
 // The trainer: the tiny preset learns on the CPU in about a minute; a run stopped and resumed continues exactly
 // (weights, EMA, AdamW moments, data position); configuration typos fail with the accepted names.
+#include <unistd.h>
+
 #include <ATen/ATen.h>
 #include <catch2/catch.hpp>
 

@@ -153,6 +153,7 @@ EvalReport evaluate_world_model(const EvalOptions& o) {
     SessionConfig sc;
     sc.n_steps = o.n_steps > 0 ? o.n_steps : net.config().sampler.n_steps;
     sc.attention = AttentionSpec::parse(o.attention, o.attention_params);
+    sc.ctx_noise = o.ctx_noise;
     SessionConfig dense_sc = sc;
     dense_sc.attention = AttentionSpec::parse("dense");
     const bool vs_dense = o.attention != "dense";

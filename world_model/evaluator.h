@@ -28,6 +28,7 @@ struct EvalOptions {
     std::vector<std::string> agents;     // empty = all scripted agents (cycled over clips)
     std::vector<std::string> levels;     // empty = all levels
     int n_steps = 0;                     // Euler steps S (0 = the model's default)
+    float ctx_noise = -1.f;              // previous-frame noise level at inference (-1 = the model's default)
     std::string attention = "dense";     // attention spec type for the rollouts
     std::string attention_params = "{}";
     uint64_t seed = 7;                   // evaluation stream seed (held-out bit is always set)

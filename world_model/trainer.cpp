@@ -8,7 +8,7 @@
 //     residual over the previous frame), MSE on x0 over frames 1..K-1. Diffusion forcing: every frame of a clip has its
 //     own t (logit-normal); with probability p_clean_ctx a frame gets a small t in [0, t_ctx_max] instead, so the
 //     model sees clean context like the t = 0 commit pass at inference. The previous-frame channels get their own noise
-//     level s ~ U[0, ctx_noise_max] (GameNGen's noise augmentation), fed to the model as a condition.
+//     level s = ctx_noise_max * u^2 (GameNGen's noise augmentation), fed to the model as a condition.
 //   * Optimiser: AdamW on one flat fp32 master buffer (phase range only), EMA of the same buffer, global-norm gradient
 //     clipping, warm-up then cosine (or constant) learning rate. On CUDA the networks compute in bf16 (see
 //     model_impl.h); on the CPU everything is fp32.
@@ -64,7 +64,8 @@ struct TrainConfig {
     float logit_std = 1.f;
     float p_clean_ctx = 0.25f;   // chance a frame is near-clean context (t in [0, t_ctx_max])
     float t_ctx_max = 0.05f;
-    float ctx_noise_max = 0.1f;  // noise augmentation of the previous-frame channels, s ~ U[0, ctx_noise_max]
+    float ctx_noise_max = 0.3f;  // noise augmentation of the previous-frame channels, s = ctx_noise_max * u^2
+                                 // (u ~ U[0, 1]: half the frames below 0.075) — robustness of long rollouts
     int threads = 0;             // data threads (0 = all cores but two, at least one)
     double checkpoint_minutes = 2;   // checkpoint + export period
     int log_every = 50;          // progress line period (steps)
@@ -644,6 +645,7 @@ void Trainer::run_dit() {
     const int pad = m_model->vocab.pad_id();
     const int refresh_n = std::max(1, static_cast<int>(std::ceil(pc.batch / pc.reuse)));
     at::Tensor loss_acc = at::zeros({}, m_ema.options());
+    at::Tensor rel_num = at::zeros({}, m_ema.options()), rel_den = at::zeros({}, m_ema.options());
     int n_acc = 0;
     auto tlog = clock::now();
     bool first_window = true;
@@ -666,7 +668,7 @@ void Trainer::run_dit() {
         at::Tensor t = at::sigmoid(at::randn({B, K}, fopt) * m_tc.logit_std + m_tc.logit_mean);   // [B, K]
         at::Tensor clean = at::rand({B, K}, fopt) < m_tc.p_clean_ctx;
         t = at::where(clean, at::rand({B, K}, fopt) * m_tc.t_ctx_max, t);
-        at::Tensor s = at::rand({B, K}, fopt) * m_tc.ctx_noise_max;   // [B, K]
+        at::Tensor s = at::rand({B, K}, fopt).pow(2) * m_tc.ctx_noise_max;   // [B, K], skewed toward clean
         at::Tensor eps = at::randn_like(z), eps2 = at::randn_like(z);
         auto bc = [](const at::Tensor& a) { return a.view({a.size(0), a.size(1), 1, 1, 1}); };
         at::Tensor xt = (1 - bc(t)) * z + bc(t) * eps;
@@ -689,11 +691,18 @@ void Trainer::run_dit() {
         at::Tensor loss = (per_frame * frame_w).sum() / B;
         opt_step(pc, step, phase_grads(loss));
         loss_acc += loss.detach();
+        {   // progress vs copy-last in latent space, on frames whose input is mostly noise (t > 0.7)
+            at::NoGradGuard ng;
+            at::Tensor hi = (t > 0.7).to(at::kFloat) * frame_w;   // [B, K]
+            rel_num += (per_frame.detach() * hi).sum();
+            rel_den += ((zprev - z).pow(2).mean({2, 3, 4}) * hi).sum();
+        }
         ++n_acc;
         ++m_state.dit_step;
         ++m_chunk_dit_steps;
         if (n_acc == m_tc.log_every || m_state.dit_step == pc.steps) {
             const double l = loss_acc.item<double>() / n_acc;
+            const double rel = rel_num.item<double>() / std::max(rel_den.item<double>(), 1e-12);
             const double dt = std::chrono::duration<double>(clock::now() - tlog).count();
             const double cps = n_acc * B / dt;
             if (first_window) m_res.dit_first_loss = l, first_window = false;
@@ -702,13 +711,17 @@ void Trainer::run_dit() {
             m_res.data_frames_per_s = m_stream->frames_per_second();
             std::ostringstream os;
             os << std::fixed << "[dit] step " << m_state.dit_step << "/" << pc.steps << " loss " << std::setprecision(5)
-               << l << " lr " << std::scientific << std::setprecision(2) << lr_at(pc, step) << std::fixed << " | "
-               << std::setprecision(1) << cps << " clips/s (" << std::setprecision(0) << cps * K
+               << l << " (x copy-last " << std::setprecision(3) << rel << ") lr " << std::scientific
+               << std::setprecision(2) << lr_at(pc, step) << std::fixed << " | " << std::setprecision(1) << cps
+               << " clips/s (" << std::setprecision(0) << cps * K
                << " frames/s) train, " << m_res.data_frames_per_s << " frames/s data | " << std::setprecision(1)
                << elapsed_s() / 60 << " min";
             log_line(os.str());
-            m_state.history.push_back({{"phase", "dit"}, {"step", m_state.dit_step}, {"loss", l}});
+            m_state.history.push_back(
+                {{"phase", "dit"}, {"step", m_state.dit_step}, {"loss", l}, {"vs_copy_last", rel}});
             loss_acc.zero_();
+            rel_num.zero_();
+            rel_den.zero_();
             n_acc = 0;
             tlog = clock::now();
         }

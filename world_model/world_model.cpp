@@ -15,6 +15,10 @@
 #include "common/common.h"
 #include "world_model/world_model_impl.h"
 
+#if defined(DC_HAVE_CUDA) && __has_include(<c10/cuda/CUDACachingAllocator.h>)
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
 namespace dc {
 
 namespace wm {
@@ -259,7 +263,8 @@ struct Session::Impl {
 
     at::Tensor cond(float t, const game::Action& a) const {
         at::Tensor tt = at::full({1, 1}, t, at::TensorOptions().device(dev));
-        at::Tensor cn = at::full({1, 1}, net().config().sampler.ctx_noise, at::TensorOptions().device(dev));
+        const float ctx_noise = cfg.ctx_noise >= 0 ? cfg.ctx_noise : net().config().sampler.ctx_noise;
+        at::Tensor cn = at::full({1, 1}, ctx_noise, at::TensorOptions().device(dev));
         at::Tensor av = at::tensor({std::clamp(a.forward, -1.f, 1.f), std::clamp(a.strafe, -1.f, 1.f),
                                     std::clamp(a.turn, -1.f, 1.f), a.use ? 1.f : 0.f})
                             .view({1, 1, 4})
@@ -334,6 +339,13 @@ struct Session::Impl {
     }
 
     void fill_cache_stats(FrameStats& s) const {
+#if defined(DC_HAVE_CUDA) && __has_include(<c10/cuda/CUDACachingAllocator.h>)
+        if (dev.is_cuda()) {
+            const auto ds = c10::cuda::CUDACachingAllocator::getDeviceStats(dev.has_index() ? dev.index() : 0);
+            s.gpu_allocated_bytes = static_cast<int64_t>(ds.allocated_bytes[0].current);   // [0] = aggregate
+            s.gpu_reserved_bytes = static_cast<int64_t>(ds.reserved_bytes[0].current);
+        }
+#endif
         s.cache_tokens = s.cache_bytes = 0;
         s.layer_tokens.clear();
         s.layer_bytes.clear();

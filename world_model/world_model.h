@@ -42,6 +42,8 @@ struct SessionConfig {
     AttentionSpec attention;               // dense by default
     uint64_t seed = 0;                     // noise seed; same seed + inputs => same frames on CPU
     int64_t max_cache_tokens = 0;          // per-layer budget (0 = unbounded)
+    float ctx_noise = -1.f;                // noise level given to the previous-frame channels, 0..0.3 (higher =
+                                           // more robust long rollouts, less detail); -1 = the model's default
 };
 
 class WorldModel {
