@@ -55,6 +55,9 @@ struct PhaseConfig {
     double grad_clip = 1.0;      // global-norm clip (0 = off)
     int buffer_clips = 1024;     // replay buffer capacity in clips
     double reuse = 4;            // mean uses of a buffered clip (ae: of a frame) before it is replaced
+    double minutes = 0;          // phase budget in training minutes over all chunks (0 = steps only); the phase
+                                 // ends at `steps` or `minutes`, whichever comes first, and the cosine schedule
+                                 // follows whichever is further along — robust to an unknown device speed
 };
 
 struct TrainConfig {
@@ -79,7 +82,7 @@ template <class F>
 void fields(PhaseConfig& c, F&& f) {
     f("steps", c.steps), f("batch", c.batch), f("lr", c.lr), f("warmup", c.warmup);
     f("weight_decay", c.weight_decay), f("ema", c.ema), f("schedule", c.schedule), f("min_lr_frac", c.min_lr_frac);
-    f("grad_clip", c.grad_clip), f("buffer_clips", c.buffer_clips), f("reuse", c.reuse);
+    f("grad_clip", c.grad_clip), f("buffer_clips", c.buffer_clips), f("reuse", c.reuse), f("minutes", c.minutes);
 }
 template <class F>
 void fields(DataConfig& c, F&& f) {
@@ -152,15 +155,15 @@ TrainConfig train_preset(const std::string& name) {
     TrainConfig c;
     if (name == "default") {   // tuned for one H100/H200; a chunk is <= 9 minutes
         c.data.clip_frames = 9;
-        c.ae = PhaseConfig{6000, 48, 5e-4, 300, 0.0, 0.999, "cosine", 0.05, 1.0, 1024, 4};
-        c.dit = PhaseConfig{30000, 64, 3e-4, 500, 0.01, 0.9995, "cosine", 0.1, 1.0, 4096, 4};
+        c.ae = PhaseConfig{50000, 48, 5e-4, 300, 0.0, 0.999, "cosine", 0.05, 1.0, 1024, 4, 6.0};
+        c.dit = PhaseConfig{200000, 64, 3e-4, 500, 0.01, 0.9995, "cosine", 0.1, 1.0, 4096, 4, 16.0};
         return c;
     }
     if (name == "tiny") {   // about a minute on 2 CPU cores
         c.data.clip_frames = 4;
         c.data.warmup_max = 40;
-        c.ae = PhaseConfig{80, 4, 3e-3, 5, 0.0, 0.9, "const", 1.0, 1.0, 16, 4};
-        c.dit = PhaseConfig{100, 2, 2e-3, 5, 0.0, 0.9, "const", 1.0, 1.0, 16, 4};
+        c.ae = PhaseConfig{80, 4, 3e-3, 5, 0.0, 0.9, "const", 1.0, 1.0, 16, 4, 0.0};
+        c.dit = PhaseConfig{100, 2, 2e-3, 5, 0.0, 0.9, "const", 1.0, 1.0, 16, 4, 0.0};
         c.threads = 1;
         c.checkpoint_minutes = 100;
         c.log_every = 20;
@@ -207,11 +210,13 @@ struct RunState {
     uint64_t next_clip = 0;       // next clip index of the data stream
     int64_t adam_t = 0;
     double train_seconds = 0;     // wall-clock seconds of training over all chunks
+    double ae_seconds = 0, dit_seconds = 0;   // time spent in each phase's loop over all chunks
     json chunks = json::array();  // per chunk: device, seconds, steps
     json history = json::array(); // logged losses
     json to_json() const {
         return {{"phase", phase},     {"ae_step", ae_step},         {"dit_step", dit_step},
                 {"next_clip", next_clip}, {"adam_t", adam_t},       {"train_seconds", train_seconds},
+                {"ae_seconds", ae_seconds}, {"dit_seconds", dit_seconds},
                 {"chunks", chunks},   {"history", history}};
     }
     static RunState from_json(const json& j) {
@@ -222,11 +227,20 @@ struct RunState {
         s.next_clip = j.at("next_clip").get<uint64_t>();
         s.adam_t = j.at("adam_t").get<int64_t>();
         s.train_seconds = j.at("train_seconds").get<double>();
+        s.ae_seconds = j.value("ae_seconds", 0.0);
+        s.dit_seconds = j.value("dit_seconds", 0.0);
         s.chunks = j.value("chunks", json::array());
         s.history = j.value("history", json::array());
         return s;
     }
 };
+
+std::string progress(const PhaseConfig& pc, double phase_s) {   // " (3.2/6.0 min)" when a phase budget is set
+    if (pc.minutes <= 0) return "";
+    std::ostringstream os;
+    os << std::fixed << std::setprecision(1) << " (" << phase_s / 60 << "/" << pc.minutes << " min)";
+    return os.str();
+}
 
 uint64_t mix(uint64_t a, uint64_t b) {
     uint64_t x = a * 0x9E3779B97F4A7C15ull ^ (b + 0x632BE59BD9B4E019ull + (a << 6) + (a >> 2));
@@ -267,8 +281,11 @@ private:
     at::Tensor encode_frames(const at::Tensor& rgb) const;   // [n, H, W, 3] uint8 -> [n, C, h, w] normalised
     void measure_latent_stats();
     at::Tensor phase_grads(const at::Tensor& loss);
-    void opt_step(const PhaseConfig& pc, int64_t step, const at::Tensor& g);
-    double lr_at(const PhaseConfig& pc, int64_t step) const;
+    void opt_step(const PhaseConfig& pc, int64_t step, double phase_s, const at::Tensor& g);
+    double lr_at(const PhaseConfig& pc, int64_t step, double phase_s) const;
+    static bool phase_done(const PhaseConfig& pc, int64_t step, double phase_s) {
+        return step >= pc.steps || (pc.minutes > 0 && phase_s >= pc.minutes * 60);
+    }
     void start_phase_range(bool ae);
     void checkpoint(bool final_export);
     void load_checkpoint(const std::string& dir);
@@ -360,7 +377,8 @@ void Trainer::setup() {
         if (m_opt.phase == "dit") m_state.phase = "dit";
         log_line("initialised from " + m_opt.init_model);
     }
-    if (m_state.phase == "done" && m_state.dit_step < m_tc.dit.steps) m_state.phase = "dit";   // more steps asked
+    if (m_state.phase == "done" && !phase_done(m_tc.dit, m_state.dit_step, m_state.dit_seconds))
+        m_state.phase = "dit";   // more steps or minutes asked
     if (m_opt.phase == "dit" && m_state.phase == "ae") {
         DC_CHECK(m_state.ae_step > 0 || !m_opt.init_model.empty(),
                  "--phase dit needs a trained autoencoder: --resume a run past its ae phase or --init MODEL.json");
@@ -372,10 +390,12 @@ void Trainer::setup() {
     log_line(m_model->describe() + " | training on " + device_name(m_dev));
 }
 
-double Trainer::lr_at(const PhaseConfig& pc, int64_t step) const {
+double Trainer::lr_at(const PhaseConfig& pc, int64_t step, double phase_s) const {
     double f = pc.warmup > 0 ? std::min(1.0, static_cast<double>(step + 1) / pc.warmup) : 1.0;
     if (pc.schedule == "cosine" && pc.steps > 0) {
-        const double p = std::clamp(static_cast<double>(step) / static_cast<double>(pc.steps), 0.0, 1.0);
+        double p = static_cast<double>(step) / static_cast<double>(pc.steps);
+        if (pc.minutes > 0) p = std::max(p, phase_s / (pc.minutes * 60));
+        p = std::clamp(p, 0.0, 1.0);
         f *= pc.min_lr_frac + (1 - pc.min_lr_frac) * 0.5 * (1 + std::cos(M_PI * p));
     }
     return pc.lr * f;
@@ -416,14 +436,14 @@ at::Tensor Trainer::phase_grads(const at::Tensor& loss) {
     return at::cat(flat);   // [n]
 }
 
-void Trainer::opt_step(const PhaseConfig& pc, int64_t step, const at::Tensor& g_in) {
+void Trainer::opt_step(const PhaseConfig& pc, int64_t step, double phase_s, const at::Tensor& g_in) {
     c10::NoGradGuard ng;
     at::Tensor g = g_in;
     if (pc.grad_clip > 0) {
         at::Tensor norm = g.norm();
         g = g * at::clamp_max(pc.grad_clip / (norm + 1e-6), 1.0);
     }
-    const double b1 = 0.9, b2 = 0.99, eps = 1e-8, lr = lr_at(pc, step);
+    const double b1 = 0.9, b2 = 0.99, eps = 1e-8, lr = lr_at(pc, step, phase_s);
     ++m_state.adam_t;
     const double bc1 = 1 - std::pow(b1, static_cast<double>(m_state.adam_t));
     const double bc2 = 1 - std::pow(b2, static_cast<double>(m_state.adam_t));
@@ -546,7 +566,7 @@ void Trainer::measure_latent_stats() {
 
 void Trainer::run_ae() {
     const PhaseConfig& pc = m_tc.ae;
-    if (m_state.ae_step >= pc.steps) {
+    if (phase_done(pc, m_state.ae_step, m_state.ae_seconds)) {   // (the switch itself happened when it ended)
         m_state.phase = "dit";
         return;
     }
@@ -565,10 +585,13 @@ void Trainer::run_ae() {
     at::Tensor loss_acc = at::zeros({}, m_ema.options()), mse_acc = at::zeros({}, m_ema.options());
     int n_acc = 0;
     auto tlog = clock::now();
-    int64_t s0 = m_state.ae_step;
     bool first_window = true;
-    while (m_state.ae_step < pc.steps && !out_of_time()) {
+    const auto phase_t0 = clock::now();
+    const double phase_s0 = m_state.ae_seconds;
+    auto phase_s = [&] { return phase_s0 + std::chrono::duration<double>(clock::now() - phase_t0).count(); };
+    while (!phase_done(pc, m_state.ae_step, phase_s()) && !out_of_time()) {
         const int64_t step = m_state.ae_step;
+        m_state.ae_seconds = phase_s();
         refresh(refresh_n, false);
         std::mt19937_64 rng(mix(m_tc.seed, 0xae000000ull + static_cast<uint64_t>(step)));
         std::vector<int64_t> ci(pc.batch), fi(pc.batch);
@@ -585,13 +608,13 @@ void Trainer::run_ae() {
         at::Tensor d = rec - img;
         at::Tensor mse = d.pow(2).mean();
         at::Tensor loss = d.abs().mean() + mse;
-        opt_step(pc, step, phase_grads(loss));
+        opt_step(pc, step, m_state.ae_seconds, phase_grads(loss));
         loss_acc += loss.detach();
         mse_acc += mse.detach();
         ++n_acc;
         ++m_state.ae_step;
         ++m_chunk_ae_steps;
-        if (n_acc == m_tc.log_every || m_state.ae_step == pc.steps) {
+        if (n_acc == m_tc.log_every || phase_done(pc, m_state.ae_step, phase_s())) {
             const double l = loss_acc.item<double>() / n_acc, m = mse_acc.item<double>() / n_acc;
             const double dt = std::chrono::duration<double>(clock::now() - tlog).count();
             const double fps = n_acc * pc.batch / dt;
@@ -600,9 +623,10 @@ void Trainer::run_ae() {
             m_res.samples_per_s = fps;
             m_res.data_frames_per_s = m_stream->frames_per_second();
             std::ostringstream os;
-            os << std::fixed << "[ae] step " << m_state.ae_step << "/" << pc.steps << " loss " << std::setprecision(5)
-               << l << " psnr " << std::setprecision(2) << 10 * std::log10(1.0 / std::max(m, 1e-10)) << " dB lr "
-               << std::scientific << std::setprecision(2) << lr_at(pc, step) << std::fixed << " | "
+            os << std::fixed << "[ae] step " << m_state.ae_step << "/" << pc.steps << progress(pc, phase_s())
+               << " loss " << std::setprecision(5) << l << " psnr " << std::setprecision(2)
+               << 10 * std::log10(1.0 / std::max(m, 1e-10)) << " dB lr " << std::scientific << std::setprecision(2)
+               << lr_at(pc, step, phase_s()) << std::fixed << " | "
                << std::setprecision(0) << fps << " frames/s train, " << m_res.data_frames_per_s
                << " frames/s data | " << std::setprecision(1) << elapsed_s() / 60 << " min";
             log_line(os.str());
@@ -614,8 +638,8 @@ void Trainer::run_ae() {
         }
         if (elapsed_s() - m_last_ckpt_s > m_tc.checkpoint_minutes * 60) checkpoint(false);
     }
-    (void)s0;
-    if (m_state.ae_step >= pc.steps) {
+    m_state.ae_seconds = phase_s();
+    if (phase_done(pc, m_state.ae_step, m_state.ae_seconds)) {
         m_state.phase = "dit";
         m_state.adam_t = 0;
         measure_latent_stats();
@@ -624,7 +648,7 @@ void Trainer::run_ae() {
 
 void Trainer::run_dit() {
     const PhaseConfig& pc = m_tc.dit;
-    if (m_state.dit_step >= pc.steps) {
+    if (phase_done(pc, m_state.dit_step, m_state.dit_seconds)) {
         m_state.phase = "done";
         return;
     }
@@ -653,8 +677,12 @@ void Trainer::run_dit() {
     at::Tensor frame_w = at::ones({1, K}, fopt);
     frame_w.index_put_({0, 0}, 0.f);   // frame 0 is its own previous frame: no loss
     frame_w = frame_w / frame_w.sum() ;
-    while (m_state.dit_step < pc.steps && !out_of_time()) {
+    const auto phase_t0 = clock::now();
+    const double phase_s0 = m_state.dit_seconds;
+    auto phase_s = [&] { return phase_s0 + std::chrono::duration<double>(clock::now() - phase_t0).count(); };
+    while (!phase_done(pc, m_state.dit_step, phase_s()) && !out_of_time()) {
         const int64_t step = m_state.dit_step;
+        m_state.dit_seconds = phase_s();
         refresh(refresh_n, true);
         std::mt19937_64 rng(mix(m_tc.seed, 0xd17000000ull + static_cast<uint64_t>(step)));
         std::vector<int64_t> ci(B);
@@ -689,7 +717,7 @@ void Trainer::run_dit() {
         at::Tensor x0 = net.dit_masked(xt, prev, cond, kv);   // [B, K, C, h, w]
         at::Tensor per_frame = (x0 - z).pow(2).mean({2, 3, 4});   // [B, K]
         at::Tensor loss = (per_frame * frame_w).sum() / B;
-        opt_step(pc, step, phase_grads(loss));
+        opt_step(pc, step, m_state.dit_seconds, phase_grads(loss));
         loss_acc += loss.detach();
         {   // progress vs copy-last in latent space, on frames whose input is mostly noise (t > 0.7)
             at::NoGradGuard ng;
@@ -700,7 +728,7 @@ void Trainer::run_dit() {
         ++n_acc;
         ++m_state.dit_step;
         ++m_chunk_dit_steps;
-        if (n_acc == m_tc.log_every || m_state.dit_step == pc.steps) {
+        if (n_acc == m_tc.log_every || phase_done(pc, m_state.dit_step, phase_s())) {
             const double l = loss_acc.item<double>() / n_acc;
             const double rel = rel_num.item<double>() / std::max(rel_den.item<double>(), 1e-12);
             const double dt = std::chrono::duration<double>(clock::now() - tlog).count();
@@ -710,9 +738,9 @@ void Trainer::run_dit() {
             m_res.samples_per_s = cps;
             m_res.data_frames_per_s = m_stream->frames_per_second();
             std::ostringstream os;
-            os << std::fixed << "[dit] step " << m_state.dit_step << "/" << pc.steps << " loss " << std::setprecision(5)
-               << l << " (x copy-last " << std::setprecision(3) << rel << ") lr " << std::scientific
-               << std::setprecision(2) << lr_at(pc, step) << std::fixed << " | " << std::setprecision(1) << cps
+            os << std::fixed << "[dit] step " << m_state.dit_step << "/" << pc.steps << progress(pc, phase_s())
+               << " loss " << std::setprecision(5) << l << " (x copy-last " << std::setprecision(3) << rel
+               << ") lr " << std::scientific << std::setprecision(2) << lr_at(pc, step, phase_s()) << std::fixed << " | " << std::setprecision(1) << cps
                << " clips/s (" << std::setprecision(0) << cps * K
                << " frames/s) train, " << m_res.data_frames_per_s << " frames/s data | " << std::setprecision(1)
                << elapsed_s() / 60 << " min";
@@ -728,7 +756,8 @@ void Trainer::run_dit() {
         if (elapsed_s() - m_last_ckpt_s > m_tc.checkpoint_minutes * 60) checkpoint(false);
         (void)C;
     }
-    if (m_state.dit_step >= pc.steps) m_state.phase = "done";
+    m_state.dit_seconds = phase_s();
+    if (phase_done(pc, m_state.dit_step, m_state.dit_seconds)) m_state.phase = "done";
 }
 
 void Trainer::export_ema(const std::string& json_path) {
@@ -744,6 +773,8 @@ void Trainer::export_ema(const std::string& json_path) {
                         {"dit_steps", m_state.dit_step},
                         {"phase", m_state.phase},
                         {"minutes", gpu_min},
+                        {"ae_minutes", m_state.ae_seconds / 60},
+                        {"dit_minutes", m_state.dit_seconds / 60},
                         {"device_minutes", gpu_min},
                         {"devices", devices},
                         {"chunks", m_state.chunks},
