@@ -147,3 +147,26 @@ TEST_CASE("a prompt change alters the dreamed frames", "[world_model]") {
     CHECK_THROWS_AS(a.set_steps(0), dc::Error);
     CHECK_THROWS_AS(a.set_attention(dc::AttentionSpec::parse("nonsense")), dc::Error);
 }
+
+TEST_CASE("the Session over dc::Attention dense matches the model's reference attention", "[world_model]") {
+    auto m = perturbed_model(14);
+    dc::SessionConfig sc;
+    sc.n_steps = 2;
+    dc::Session a(m, sc), b(m, sc);
+    dc::wm::SessionAccess::use_reference_attention(b);
+    a.reset(test_frame(2), "the stone walls are grey and striped");
+    b.reset(test_frame(2), "the stone walls are grey and striped");
+    dc::game::Image fa, fb;
+    dc::FrameStats sa, sb;
+    for (int i = 0; i < 3; ++i) {
+        dc::game::Action act;
+        act.turn = 0.5f;
+        a.step(act, fa, &sa);
+        b.step(act, fb, &sb);
+        int max_diff = 0;
+        for (size_t j = 0; j < fa.rgb.size(); ++j) max_diff = std::max(max_diff, std::abs(fa.rgb[j] - fb.rgb[j]));
+        INFO("frame " << i + 1);
+        CHECK(max_diff <= 1);   // 8-bit rounding of float-tolerance differences
+    }
+    CHECK(sa.cache_tokens == sb.cache_tokens);
+}

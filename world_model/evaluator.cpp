@@ -117,6 +117,7 @@ QuickMetrics quick_metrics(const Net& net, const game::Vocabulary& vocab, const 
         for (int k = 1; k < c.frames; ++k) copy.add(fr[k - 1], fr[k]);
         if (with_dit) {
             Session s(model, SessionConfig{});
+            SessionAccess::use_reference_attention(s);
             s.reset(frame_image(c, 0), c.prompt[0]);
             game::Image out;
             for (int k = 1; k < c.frames; ++k) {

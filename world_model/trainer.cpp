@@ -720,7 +720,7 @@ void Trainer::run_dit() {
         opt_step(pc, step, m_state.dit_seconds, phase_grads(loss));
         loss_acc += loss.detach();
         {   // progress vs copy-last in latent space, on frames whose input is mostly noise (t > 0.7)
-            at::NoGradGuard ng;
+            c10::NoGradGuard ng;
             at::Tensor hi = (t > 0.7).to(at::kFloat) * frame_w;   // [B, K]
             rel_num += (per_frame.detach() * hi).sum();
             rel_den += ((zprev - z).pow(2).mean({2, 3, 4}) * hi).sum();

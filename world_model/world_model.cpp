@@ -224,6 +224,56 @@ void tensor_to_image(const at::Tensor& t, game::Image& out) {
     std::memcpy(out.rgb.data(), x.data_ptr<uint8_t>(), out.rgb.size());
 }
 
+namespace {
+
+class ReferenceAttention : public Attention {
+public:
+    const AttentionSpec& spec() const override { return m_spec; }
+    at::Tensor self_attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const KvCache& cache,
+                           const AttentionContext& ctx, AttentionStats* stats) override {
+        at::Tensor keys = k, values = v;   // [1, H, N, D]
+        at::Tensor bias = at::zeros({1, q.size(1), k.size(2)}, q.options().dtype(at::kFloat));   // [1, H, N]
+        if (cache.size() > 0) {
+            at::Tensor cb = cache.bias().to(at::kFloat);   // [1, H, T]
+            if (ctx.temporal_slope.defined()) {
+                at::Tensor dist = (ctx.frame - cache.frames()).to(at::kFloat).to(q.device());   // [T]
+                cb = cb - ctx.temporal_slope.to(q.device()).view({1, -1, 1}) * dist.view({1, 1, -1});
+            }
+            keys = at::cat({cache.keys().to(q.scalar_type()), k}, 2);
+            values = at::cat({cache.values().to(q.scalar_type()), v}, 2);
+            bias = at::cat({cb, bias}, 2);
+        }
+        if (stats) {
+            ++stats->calls;
+            stats->query_rows += q.size(1) * q.size(2);
+            stats->keys_available += q.size(1) * q.size(2) * keys.size(2);
+            stats->keys_attended += q.size(1) * q.size(2) * keys.size(2);
+        }
+        return masked_attention(q, keys, values, bias.unsqueeze(2), at::Tensor());
+    }
+    at::Tensor cross_attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& valid,
+                            const AttentionContext&, AttentionStats* stats) override {
+        if (stats) {
+            const int64_t n = valid.sum().item<int64_t>() * q.size(1);
+            stats->cross_available += n;
+            stats->cross_kept += n;
+        }
+        return masked_attention(q, k, v, at::Tensor(), valid);
+    }
+    void commit(KvCache& cache, const at::Tensor&, const at::Tensor& k, const at::Tensor& v,
+                const AttentionContext& ctx, AttentionStats* stats) override {
+        cache.append(k, v, ctx.frame);
+        if (stats) stats->committed += k.size(2);
+    }
+
+private:
+    AttentionSpec m_spec = AttentionSpec{"dense", "{}"};
+};
+
+}  // namespace
+
+Attention::Ptr make_reference_attention() { return std::make_unique<ReferenceAttention>(); }
+
 }  // namespace wm
 
 // -------------------------------------------------------------------------------------------------------------------
@@ -394,6 +444,11 @@ void Session::step(const game::Action& action, game::Image& out, FrameStats* sta
 void wm::SessionAccess::step_teacher_forced(Session& s, const game::Action& a, const game::Image& real,
                                             game::Image& out) {
     s.m_impl->step(a, out, nullptr, &real);
+}
+
+void wm::SessionAccess::use_reference_attention(Session& s) {
+    s.m_impl->attn = wm::make_reference_attention();
+    s.m_impl->pending_attn.reset();
 }
 
 void Session::set_prompt(const std::string& prompt) {

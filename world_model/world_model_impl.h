@@ -68,6 +68,12 @@ void sync_device(const at::Tensor& t);   // waits for the device queue (timings)
 class SessionAccess {
 public:
     static void step_teacher_forced(Session& s, const game::Action& a, const game::Image& real, game::Image& out);
+    // Replaces the session's attention by the model's own reference (plain torch ops, no custom kernels): the
+    // trainer's held-out metrics use it so that nothing but torch runs inside a training process.
+    static void use_reference_attention(Session& s);
 };
+
+// Dense attention written with plain torch ops over dc::KvCache (same logits as attention.h documents).
+Attention::Ptr make_reference_attention();
 
 }  // namespace dc::wm
