@@ -15,7 +15,7 @@
 //   cross-attention kernel:  dense | "annca" (keep prompt tokens that share a bucket with some query)
 // A spec's type names the non-default parts joined by '+' in any order: "dense", "window", "tempcache", "annsa",
 // "annca", "tempcache+annsa+annca", …; params is a JSON object with one sub-object per part, e.g.
-//   {"tempcache": {"tau": 0.9}, "annsa": {"bits": 8, "probes": 32, "dense_step_fraction": 0.3}}
+//   {"tempcache": {"tau": 0.9}, "annsa": {"bits": 6, "probes": 8, "dense_step_fraction": 0.3}}
 // Sub-objects of parts the type does not enable are validated and kept (the app keeps every part's settings while
 // toggling), but have no effect. Every field, its default and why: the *Params structs below.
 // Unknown types, unknown parameter names and out-of-range values throw dc::Error naming what was accepted.
@@ -164,15 +164,15 @@ struct WindowParams {
 };
 
 struct AnnSAParams {
-    int bits = 8;                   // LSH hyperplanes per head, 2^bits buckets (1..16). With probes = 32: 15% of
-                                    // the cache scored at 84% recall on the bench's drifting frames, the best
-                                    // recall per scored key measured (bench/attention_bench.md)
-    int probes = 32;                // buckets per query, cheapest bit flips first (multi-probe); ≥ 2^bits = all.
-                                    // 1 probe at 8 bits kept only ~30% of the attention mass there
+    int bits = 6;                   // LSH hyperplanes per head, 2^bits buckets (1..16). With probes = 8 it scores
+                                    // 14–33% of the cache at 68–85% recall on the bench's drifting frames and is
+                                    // faster than dense on the CPU from ~2k cached keys (bench/attention_bench.md)
+    int probes = 8;                 // buckets per query, cheapest bit flips first (multi-probe); ≥ 2^bits = all.
+                                    // 1 probe kept only 38% of the attention mass at 6 bits
     double dense_step_fraction = 0.3;    // steps with step < ceil(f·n_steps) run dense (paper: first ~30%)
     double sparse_block_fraction = 0.7;  // the last round(f·n_layers) blocks run sparse (paper: ~70% of blocks)
-    int64_t min_cache_tokens = 8192;     // smaller caches run dense: exact, and on the CPU as fast as bucketing
-                                         // 256 buckets (measured crossover, bench/attention_bench.md)
+    int64_t min_cache_tokens = 2048;     // smaller caches run dense: exact, and on the CPU no slower than
+                                         // bucketing (measured crossover ≈ 1–2k keys at 6 bits × 8 probes)
     uint64_t seed = 0x5eed5a;       // hyperplanes of layer l come from seed + l (fixed, so runs are reproducible)
     std::string index = "lsh";      // "lsh": bucket codes (fast path, CUDA kernel); "sq8" | "exact": each query
                                     // attends to its top_k cached keys found through that ANN index (CPU only)

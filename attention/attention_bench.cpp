@@ -238,13 +238,13 @@ std::string run_attention_bench(const AttentionBenchConfig& c) {
            << fmt("%.1f", static_cast<double>(r.index_bytes) / 1e6) << " |\n";
     }
     if (c.sweep) {
-        os << "\nAnnSA sweep (self-attention; dense cache and TempCache cache):\n\n"
+        os << "\nAnnSA sweep (self-attention; dense cache and TempCache cache; sparse at any cache size):\n\n"
            << "| cache | bits | probes | self ms | first self ms | density | recall |\n|---|---|---|---|---|---|---|\n";
         for (const char* type : {"annsa", "tempcache+annsa"})
             for (auto bp : std::vector<std::pair<int, int>>{
-                     {4, 1}, {4, 2}, {4, 4}, {5, 4}, {6, 1}, {6, 4}, {6, 8}, {6, 16}, {7, 16}, {8, 16}, {8, 32}}) {
+                     {2, 1}, {3, 1}, {4, 1}, {6, 1}, {4, 4}, {5, 6}, {6, 8}, {6, 16}, {8, 16}, {8, 32}, {8, 48}}) {
                 std::string params = "{\"annsa\": {\"bits\": " + std::to_string(bp.first) +
-                                     ", \"probes\": " + std::to_string(bp.second) + "}}";
+                                     ", \"probes\": " + std::to_string(bp.second) + ", \"min_cache_tokens\": 0}}";
                 Row r = run_one(c, type, params);
                 os << "| " << (std::string(type) == "annsa" ? "dense" : "tempcache") << " | " << bp.first << " | "
                    << bp.second << " | " << fmt("%.2f", r.self_ms) << " | " << fmt("%.2f", r.self_first_ms) << " | "
