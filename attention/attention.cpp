@@ -1,5 +1,6 @@
 // The composed attention implementation: cache policy (dense/window/tempcache) × self kernel (dense/annsa) ×
 // cross kernel (dense/annca), with CPU torch paths and CUDA dispatch.
+#include <c10/core/GradMode.h>
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -514,7 +515,7 @@ void ComposedAttention::commit(KvCache& cache, const at::Tensor& q, const at::Te
     check_ctx(ctx);
     AttentionStats st;
     st.committed = k.size(2);
-    at::NoGradGuard no_grad;
+    c10::NoGradGuard no_grad;
     if (m_cfg.tempcache && m_cfg.tempcache_params.tau <= 1.0 && cache.size() > 0)
         st.merged = tempcache_commit(cache, q.detach(), k.detach(), v.detach(), ctx);
     else
