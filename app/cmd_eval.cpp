@@ -34,6 +34,9 @@ void add_eval_command(CLI::App& root) {
     cmd->add_option("--seed", o->seed, "Evaluation stream seed (held out regardless)")->capture_default_str();
     cmd->add_option("--tf-frames", o->teacher_forced_frames, "Frames per clip scored teacher-forced (0 = skip)")
         ->capture_default_str();
+    cmd->add_option("--speed-frames", o->speed_frames,
+                    "Only time one rollout of N frames: ms per frame as the KV cache grows (2^k rows, CSV: all)");
+    cmd->add_option("--threads", o->threads, "CPU intra-op threads of the model (default: LibTorch's)");
     cmd->add_option("--csv", *csv, "Also write the table as CSV to this file");
     cmd->callback([o, csv] {
         if (o->model_path.empty()) o->model_path = asset_path("models/default.json");

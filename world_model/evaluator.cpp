@@ -2,6 +2,7 @@
 #include "world_model/evaluator.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <chrono>
 #include <cmath>
@@ -139,6 +140,7 @@ EvalReport evaluate_world_model(const EvalOptions& o) {
     using namespace wm;
     DC_CHECK(!o.model_path.empty(), "eval: a model file is needed (--model FILE)");
     DC_CHECK(o.clips >= 1, "eval: --clips must be >= 1");
+    if (o.threads > 0) at::set_num_threads(o.threads);
     auto model = load_model(o.model_path, o.device);
     const Net& net = model->net;
     int max_h = 1;
@@ -159,6 +161,31 @@ EvalReport evaluate_world_model(const EvalOptions& o) {
     dense_sc.attention = AttentionSpec::parse("dense");
     const bool vs_dense = o.attention != "dense";
 
+    if (o.speed_frames > 0) {   // timing only: one rollout driven by a scripted agent, cache growing
+        EvalReport rep;
+        rep.model_description = model->describe();
+        DataConfig d;
+        d.held_out = true;
+        d.seed = o.seed;
+        d.clip_frames = o.speed_frames + 1;
+        d.agents = {agents.front()};
+        d.levels = o.levels;
+        d.prompt_change_prob = 0;
+        Clip c = make_clip(d, 0, model->vocab, levels, net.config().dit.prompt_len);
+        Session s(model, sc);
+        s.reset(frame_image(c, 0), c.prompt[0]);
+        game::Image out;
+        double total = 0;
+        for (int k = 1; k <= o.speed_frames; ++k) {
+            FrameStats st;
+            s.step(clip_action(c, k), out, &st);
+            const int64_t per_layer = st.layer_tokens.empty() ? 0 : st.layer_tokens[0];
+            rep.speed.push_back({k, per_layer, st.denoise_ms, st.commit_ms, st.decode_ms});
+            total += st.denoise_ms + st.commit_ms + st.decode_ms;
+        }
+        rep.ms_per_frame = total / o.speed_frames;
+        return rep;
+    }
     Acc ae;
     std::map<int, Acc> copy_h, ar_h, vs_h;
     Acc copy1, tf;
@@ -231,6 +258,18 @@ EvalReport evaluate_world_model(const EvalOptions& o) {
 std::string EvalReport::table() const {
     std::ostringstream os;
     os << model_description << "\n";
+    if (!speed.empty()) {
+        os << std::right << std::setw(7) << "frame" << std::setw(14) << "cache tok/L" << std::setw(11) << "denoise"
+           << std::setw(9) << "commit" << std::setw(9) << "decode" << std::setw(10) << "ms/frame" << "\n";
+        for (const auto& r : speed) {
+            if ((r.frame & (r.frame - 1)) != 0 && r.frame != static_cast<int64_t>(speed.size())) continue;   // 2^k
+            os << std::fixed << std::setprecision(1) << std::setw(7) << r.frame << std::setw(14) << r.cache_tokens
+               << std::setw(11) << r.denoise_ms << std::setw(9) << r.commit_ms << std::setw(9) << r.decode_ms
+               << std::setw(10) << r.denoise_ms + r.commit_ms + r.decode_ms << "\n";
+        }
+        os << std::setprecision(1) << "mean: " << ms_per_frame << " ms/frame\n";
+        return os.str();
+    }
     os << std::left << std::setw(16) << "metric" << std::right << std::setw(8) << "horizon" << std::setw(10)
        << "PSNR dB" << std::setw(8) << "SSIM" << std::setw(8) << "frames" << "\n";
     for (const auto& r : rows)
@@ -244,6 +283,13 @@ std::string EvalReport::table() const {
 void EvalReport::write_csv(const std::string& path) const {
     std::ofstream f(path);
     DC_CHECK(f.good(), "eval: cannot write '" << path << "'");
+    if (!speed.empty()) {
+        f << "frame,cache_tokens_per_layer,denoise_ms,commit_ms,decode_ms,total_ms\n";
+        for (const auto& r : speed)
+            f << r.frame << ',' << r.cache_tokens << ',' << r.denoise_ms << ',' << r.commit_ms << ',' << r.decode_ms
+              << ',' << r.denoise_ms + r.commit_ms + r.decode_ms << "\n";
+        return;
+    }
     f << "metric,horizon,psnr_db,ssim,frames\n";
     for (const auto& r : rows)
         f << r.metric << ',' << r.horizon << ',' << std::setprecision(6) << r.psnr << ',' << r.ssim << ',' << r.n

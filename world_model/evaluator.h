@@ -33,6 +33,8 @@ struct EvalOptions {
     std::string attention_params = "{}";
     uint64_t seed = 7;                   // evaluation stream seed (held-out bit is always set)
     int teacher_forced_frames = 32;      // frames per clip scored teacher-forced (0 = skip)
+    int speed_frames = 0;                // > 0: only time one rollout of this many frames (ms per frame vs cache)
+    int threads = 0;                     // CPU intra-op threads for the model (0 = leave LibTorch's default)
     bool quiet = false;
 };
 
@@ -43,8 +45,15 @@ struct EvalRow {
     int64_t n = 0;                       // scored frames
 };
 
+// One timed frame of a speed run (--speed-frames).
+struct SpeedRow {
+    int64_t frame = 0, cache_tokens = 0;   // cache tokens per layer after this frame's commit
+    double denoise_ms = 0, commit_ms = 0, decode_ms = 0;
+};
+
 struct EvalReport {
     std::vector<EvalRow> rows;
+    std::vector<SpeedRow> speed;
     std::string model_description;
     double ms_per_frame = 0;             // mean rollout step time
     std::string table() const;           // aligned text table
