@@ -32,6 +32,9 @@ void add_train_command(CLI::App& root) {
         ->check(CLI::ExistingDirectory);
     cmd->add_option("--init", o->init_model, "Start from the weights of this model file (e.g. a trained autoencoder)")
         ->check(CLI::ExistingFile);
+    cmd->add_option("--export", o->export_path,
+                    "Also write the final EMA model to this file (e.g. assets/models/default.json); with --resume "
+                    "of a finished run it only exports");
     cmd->add_option("--device", o->device, "cpu, cuda or cuda:N")->capture_default_str();
     cmd->add_option("--phase", o->phase, "ae, dit or both")
         ->check(CLI::IsMember({"ae", "dit", "both"}))

@@ -866,6 +866,10 @@ TrainResult Trainer::run() {
     if (m_state.phase == "dit" && want_dit && !out_of_time()) run_dit();
     m_stream.reset();
     checkpoint(true);
+    if (!m_opt.export_path.empty()) {
+        export_ema(m_opt.export_path);
+        log_line("exported " + m_opt.export_path);
+    }
     m_res.ae_step = m_state.ae_step;
     m_res.dit_step = m_state.dit_step;
     m_res.finished = (m_opt.phase == "ae" && m_state.phase != "ae") || m_state.phase == "done";

@@ -27,6 +27,8 @@ struct TrainOptions {
     std::string out_dir = "runs/world_model";   // run folder
     std::string resume_dir;              // continue from <dir>/checkpoint (out_dir defaults to it)
     std::string init_model;              // start from a model file's weights (e.g. a trained autoencoder)
+    std::string export_path;             // also write the final EMA model here (e.g. assets/models/default.json;
+                                         // its shards are named after the file: default-NNNNN.safetensors)
     std::string device = "cpu";          // "cpu" | "cuda" | "cuda:N"
     std::string phase = "both";          // "ae" | "dit" | "both"
     int64_t steps = -1;                  // target steps of the selected phase (dit for "both"); -1 = config
