@@ -321,6 +321,7 @@ private:
     std::string m_out;
     TrainResult m_res;
     int64_t m_chunk_ae_steps = 0, m_chunk_dit_steps = 0;
+    bool m_init_needs_stats = false;
 };
 
 void Trainer::setup() {
@@ -347,6 +348,16 @@ void Trainer::setup() {
             m_run.merge_patch(f);
         }
     }
+    json init;   // --init: the model file whose weights (and architecture, counters) start this run
+    if (m_opt.resume_dir.empty() && !m_opt.init_model.empty()) {
+        try {
+            init = json::parse(read_text_file(m_opt.init_model));
+        } catch (const json::exception& e) {
+            DC_FAIL("--init " << m_opt.init_model << " is not valid JSON: " << e.what());
+        }
+        DC_CHECK(init.contains("architecture"), "--init " << m_opt.init_model << " is not a model file");
+        m_run["model"] = init["architecture"];
+    }
     for (const auto& s : m_opt.set) apply_override(m_run, s);
     m_tc = train_from_json(m_run["train"]);
     if (m_opt.threads >= 0) m_tc.threads = m_opt.threads;
@@ -369,20 +380,42 @@ void Trainer::setup() {
     m_ema = m_model->net.params().flat().clone();
     if (!m_opt.resume_dir.empty()) {
         load_checkpoint(m_opt.resume_dir + "/checkpoint");
-    } else if (!m_opt.init_model.empty()) {
-        json f = json::parse(read_text_file(m_opt.init_model));
+    } else if (!init.is_null()) {
+        // Warm restart from an exported model (e.g. one brought back from another machine): its EMA weights become
+        // the live and EMA weights, step counters and phase minutes continue from its "training" section, the
+        // optimiser moments start again from zero (with warm-up). Not bit-exact like --resume, but portable: a model
+        // is 4 files of <= 15 MiB.
         const std::string dir = fs::path(m_opt.init_model).parent_path().string();
-        load_weights(m_model->net, f, dir.empty() ? "." : dir);
+        load_weights(m_model->net, init, dir.empty() ? "." : dir);
         m_ema.copy_(m_model->net.params().flat());
-        if (m_opt.phase == "dit") m_state.phase = "dit";
-        log_line("initialised from " + m_opt.init_model);
+        const json tr = init.value("training", json::object());
+        m_state.ae_step = tr.value("ae_steps", int64_t{0});
+        m_state.dit_step = tr.value("dit_steps", int64_t{0});
+        m_state.ae_seconds = tr.value("ae_minutes", 0.0) * 60;
+        m_state.dit_seconds = tr.value("dit_minutes", 0.0) * 60;
+        m_state.train_seconds = tr.value("minutes", 0.0) * 60;
+        if (tr.contains("chunks")) m_state.chunks = tr["chunks"];
+        if (init.contains("data")) m_state.next_clip = init["data"].value("clips_generated", uint64_t{0});
+        const bool ae_finished = tr.value("phase", std::string("ae")) != "ae";
+        m_state.phase = ae_finished ? "dit" : "ae";
+        if (m_opt.phase == "dit" && !ae_finished) {
+            m_state.phase = "dit";
+            m_init_needs_stats = true;   // the autoencoder ends here: measure the latent statistics first
+        }
+        std::ostringstream os;
+        os << "initialised from " << m_opt.init_model << " (ae step " << m_state.ae_step << ", dit step "
+           << m_state.dit_step << "; optimiser restarts)";
+        log_line(os.str());
     }
     if (m_state.phase == "done" && !phase_done(m_tc.dit, m_state.dit_step, m_state.dit_seconds))
         m_state.phase = "dit";   // more steps or minutes asked
     if (m_opt.phase == "dit" && m_state.phase == "ae") {
-        DC_CHECK(m_state.ae_step > 0 || !m_opt.init_model.empty(),
+        DC_CHECK(m_state.ae_step > 0 || !init.is_null(),
                  "--phase dit needs a trained autoencoder: --resume a run past its ae phase or --init MODEL.json");
-        m_state.phase = "dit";
+        m_state.phase = "dit";        // the autoencoder ends early here
+        m_state.adam_t = 0;
+        m_adam_m_loaded = m_adam_v_loaded = at::Tensor();
+        m_init_needs_stats = true;
     }
     std::ofstream(m_out + "/run.json") << m_run.dump(2) << "\n";
     m_reserve_s = m_dev.is_cuda() ? 8 : 3;
@@ -662,6 +695,10 @@ void Trainer::run_dit() {
         m_adam_v.copy_(m_adam_v_loaded);
     }
     m_adam_m_loaded = m_adam_v_loaded = at::Tensor();
+    if (m_init_needs_stats) {
+        measure_latent_stats();
+        m_init_needs_stats = false;
+    }
     fill_buffer(true);
     const ModelConfig& mc = net.config();
     const int64_t K = m_tc.data.clip_frames, B = pc.batch, C = mc.ae.latent_channels;
