@@ -155,8 +155,11 @@ TrainConfig train_preset(const std::string& name) {
     TrainConfig c;
     if (name == "default") {   // tuned for one H100/H200; a chunk is <= 9 minutes
         c.data.clip_frames = 9;
-        c.ae = PhaseConfig{50000, 48, 5e-4, 300, 0.0, 0.999, "cosine", 0.05, 1.0, 1024, 4, 6.0};
-        c.dit = PhaseConfig{200000, 64, 3e-4, 500, 0.01, 0.9995, "cosine", 0.1, 1.0, 4096, 4, 16.0};
+        // Budgets in training minutes (steps are only a cap): ~5 min autoencoder + ~15 min DiT fit a 30-minute GPU
+        // session in three 8-minute chunks with build and evaluation.
+        c.ae = PhaseConfig{50000, 48, 5e-4, 300, 0.0, 0.999, "cosine", 0.05, 1.0, 1024, 4, 5.0};
+        c.dit = PhaseConfig{200000, 64, 3e-4, 500, 0.01, 0.9995, "cosine", 0.1, 1.0, 4096, 4, 15.0};
+        c.checkpoint_minutes = 3;
         return c;
     }
     if (name == "tiny") {   // about a minute on 2 CPU cores
