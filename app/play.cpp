@@ -7,11 +7,13 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 
 #include "app/commands.h"
 #include "app/engine.h"
+#include "app/recording.h"
 #include "common/common.h"
 
 namespace dc::app {
@@ -105,11 +107,16 @@ void write_png_rgb(const std::string& path, const game::Image& image) {
 
 // ---- metrics --------------------------------------------------------------------------------------------------
 
+const char* const kMetricsColumns =
+    "frame,x,y,angle,step_ms,display_ms,denoise_ms,commit_ms,decode_ms,present_ms,input_to_photon_ms,model_fps,"
+    "cache_tokens,cache_bytes,budget_tokens,layer_tokens,layer_bytes,rss_bytes,gpu_allocated_bytes,"
+    "gpu_reserved_bytes,density,recall,merge_rate,kept_fraction,psnr,ssim,steps,attention,attention_params";
+
 MetricsWriter::MetricsWriter(const std::string& path) {
     if (path.empty()) return;
     std::FILE* f = std::fopen(path.c_str(), "w");
     DC_CHECK(f, "could not create the metrics file " << path << " (does its folder exist and is it writable?)");
-    std::fprintf(f, "frame,x,y,angle,step_ms,display_ms\n");
+    std::fprintf(f, "%s\n", kMetricsColumns);
     m_file = f;
 }
 
@@ -117,14 +124,55 @@ MetricsWriter::~MetricsWriter() {
     if (m_file) std::fclose(static_cast<std::FILE*>(m_file));
 }
 
-void MetricsWriter::row(int64_t frame, const game::Pose* pose, double step_ms, double display_ms) {
-    if (!m_file) return;
+namespace {
+
+// n/a (negative) values stay empty.
+std::string num(double v, int precision = 4) {
+    if (v < 0) return "";
+    char b[64];
+    std::snprintf(b, sizeof(b), "%.*f", precision, v);
+    return b;
+}
+
+std::string num(int64_t v) { return v < 0 ? "" : std::to_string(v); }
+
+std::string list(const std::vector<int64_t>& v) {
+    std::string s;
+    for (size_t i = 0; i < v.size(); ++i) s += (i ? ";" : "") + std::to_string(v[i]);
+    return s;
+}
+
+std::string quoted(const std::string& s) {
+    if (s.empty()) return "";
+    std::string q = "\"";
+    for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return q + "\"";
+}
+
+}  // namespace
+
+void MetricsWriter::row(const MetricsRow& r) {
+    if (!m_file || !r.stats) return;
     auto* f = static_cast<std::FILE*>(m_file);
-    if (pose)
-        std::fprintf(f, "%" PRId64 ",%.5f,%.5f,%.5f,%.4f,%.4f\n", frame, pose->x, pose->y, pose->angle, step_ms,
-                     display_ms);
-    else
-        std::fprintf(f, "%" PRId64 ",,,,%.4f,%.4f\n", frame, step_ms, display_ms);
+    const EngineStats& s = *r.stats;
+    std::string line = std::to_string(s.frame) + ",";
+    if (r.pose) {
+        char b[96];
+        std::snprintf(b, sizeof(b), "%.5f,%.5f,%.5f,", r.pose->x, r.pose->y, r.pose->angle);
+        line += b;
+    } else {
+        line += ",,,";
+    }
+    const std::vector<std::string> cells{
+        num(s.step_ms), num(r.display_ms), num(s.denoise_ms), num(s.commit_ms), num(s.decode_ms),
+        num(r.present_ms), num(r.input_to_photon_ms), num(s.step_ms > 0 ? 1000.0 / s.step_ms : -1.0, 2),
+        num(s.cache_tokens), num(s.cache_bytes), num(s.budget_tokens), list(s.layer_tokens), list(s.layer_bytes),
+        num(s.rss_bytes), num(s.gpu_allocated_bytes), num(s.gpu_reserved_bytes), num(s.density, 5),
+        num(s.recall, 5), num(s.merge_rate, 5), num(s.kept_fraction, 5), num(s.psnr, 3), num(s.ssim, 5),
+        s.n_steps > 0 ? std::to_string(s.n_steps) : "", s.attention, quoted(s.attention_params)};
+    for (size_t i = 0; i < cells.size(); ++i) line += (i ? "," : "") + cells[i];
+    std::fprintf(f, "%s\n", line.c_str());
+    std::fflush(f);
 }
 
 // ---- clock and layout -----------------------------------------------------------------------------------------
@@ -171,21 +219,84 @@ std::vector<game::Action> load_actions(const std::string& path) {
 
 namespace {
 
-EngineConfig engine_config(const PlayOptions& o) {
-    EngineConfig c;
-    c.level = o.level;
-    c.prompt = o.prompt;
-    c.seed = o.seed;
-    return c;
-}
-
 std::string frame_file(const std::string& dir, int64_t frame) {
     char name[64];
     std::snprintf(name, sizeof(name), "frame_%06" PRId64 ".png", frame);
     return (std::filesystem::path(dir) / name).string();
 }
 
+bool build_has(const std::string& engine) {
+    const auto names = engine_names();
+    return std::find(names.begin(), names.end(), engine) != names.end();
+}
+
 }  // namespace
+
+EngineConfig start_config(const PlayOptions& o, NeuralSettings& settings, std::vector<ToggleEntry>& later) {
+    EngineConfig c;
+    c.level = o.level;
+    c.prompt = o.prompt;
+    c.seed = o.seed;
+    c.model_path = o.model_path;
+    c.device = o.device;
+    DC_CHECK(o.steps >= 1 && o.steps <= 16, "--steps: expected 1 to 16 Euler steps per frame, found " << o.steps);
+    settings.n_steps = o.steps;
+    auto take = [&](const std::vector<Control>& controls) {
+        for (const Control& k : controls)
+            if (k.kind == Control::Kind::prompt) c.prompt = k.text;
+    };
+    for (const std::string& kv : o.set) take(apply_setting(settings, kv));
+    later.clear();
+    if (!o.toggles_path.empty()) {
+        later = load_toggles(o.toggles_path);
+        size_t next = 0;
+        take(due_controls(settings, later, next, 0, o.seed, o.toggles_path));   // frame 0: part of the start
+        later.erase(later.begin(), later.begin() + static_cast<std::ptrdiff_t>(next));
+        // Every later line must make sense to the app now; what the engine refuses shows when it is applied.
+        NeuralSettings scratch = settings;
+        size_t all = 0;
+        due_controls(scratch, later, all, INT64_MAX, o.seed, o.toggles_path);
+    }
+    c.n_steps = settings.n_steps;
+    c.attention_type = settings.type();
+    c.attention_params = settings.params_json();
+    c.max_cache_tokens = settings.budget_tokens;
+    c.inject_oom_at = settings.inject_oom_at;
+    return c;
+}
+
+EngineChoice choose_engine(const PlayOptions& o, const EngineConfig& config, bool strict) {
+    EngineChoice choice;
+    std::string name = o.engine;
+    if (name.empty()) {
+        if (!build_has("neural")) {
+            choice.engine = make_engine("reference", config);
+            return choice;
+        }
+        const std::string path = config.model_path.empty() ? default_model_path() : config.model_path;
+        if (path.empty() || !std::filesystem::exists(path)) {
+            choice.notice = "no world model at " + (path.empty() ? std::string("assets/models/default.json") : path) +
+                            ": playing the reference game instead (train one with `dreamcaster train`, or pass "
+                            "--model FILE)";
+            choice.engine = make_engine("reference", config);
+            return choice;
+        }
+        name = "neural";
+        strict = false;   // the default engine always falls back
+    }
+    if (name == "reference" || !build_has(name)) {
+        choice.engine = make_engine(name, config);   // an unknown name throws, listing this build's engines
+        return choice;
+    }
+    try {
+        choice.engine = make_engine(name, config);
+    } catch (const dc::Error& e) {
+        if (strict) throw;
+        choice.notice = "the " + name + " engine could not start: " + e.message() + " -- playing the reference game";
+        choice.engine = make_engine("reference", config);
+    }
+    return choice;
+}
 
 void print_no_display(const std::string& why) {
     std::fprintf(stderr,
@@ -203,7 +314,12 @@ int run_play_headless(const PlayOptions& o) {
     DC_CHECK(o.frames >= 0 || !o.actions_path.empty(),
              "--headless needs --actions FILE (the actions to play) or --frames N (how many frames to run)");
     const int64_t n_frames = o.frames >= 0 ? o.frames : static_cast<int64_t>(script.size());
-    auto engine = make_engine(o.engine, engine_config(o));
+    NeuralSettings settings;
+    std::vector<ToggleEntry> toggles;
+    const EngineConfig config = start_config(o, settings, toggles);
+    EngineChoice choice = choose_engine(o, config, /*strict=*/true);
+    if (!choice.notice.empty()) dc::log(LogLevel::warn, choice.notice);
+    Engine& engine = *choice.engine;
     if (!o.dump_frames_dir.empty()) {
         std::error_code ec;
         std::filesystem::create_directories(o.dump_frames_dir, ec);
@@ -215,10 +331,15 @@ int run_play_headless(const PlayOptions& o) {
 
     game::Image frame;
     double total_step_ms = 0;
-    auto after_frame = [&](double loop_ms) {
-        const EngineStats& s = engine->stats();
-        const auto pose = engine->pose();
-        metrics.row(s.frame, pose ? &*pose : nullptr, s.step_ms, loop_ms);
+    auto after_frame = [&](double loop_ms, double latency_ms) {
+        const EngineStats& s = engine.stats();
+        const auto pose = engine.pose();
+        MetricsRow row;
+        row.stats = &s;
+        row.pose = pose ? &*pose : nullptr;
+        row.display_ms = loop_ms;
+        row.input_to_photon_ms = latency_ms;
+        metrics.row(row);
         if (!o.dump_frames_dir.empty()) write_png_rgb(frame_file(o.dump_frames_dir, s.frame), frame);
         if (s.frame == o.screenshot_at) {
             write_png_rgb(shot_path, frame);
@@ -228,24 +349,56 @@ int run_play_headless(const PlayOptions& o) {
         }
     };
     auto t0 = std::chrono::steady_clock::now();
-    engine->reset(o.seed, frame);
-    after_frame(ms_since(t0));
+    engine.reset(o.seed, frame);
+    after_frame(ms_since(t0), ms_since(t0));
+    const auto recorder = start_play_recording(o, engine, config, frame);   // --record DIR (app/recording.h)
+    size_t next_toggle = 0;
     const auto start = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < n_frames; ++i) {
         t0 = std::chrono::steady_clock::now();
+        // Changes for this frame, between the steps (as the window applies them on the engine's thread).
+        const NeuralSettings before = settings;
+        for (const Control& c : due_controls(settings, toggles, next_toggle, i + 1, o.seed, o.toggles_path)) {
+            try {
+                const bool redrawn = apply_control(engine, c, frame);
+                dc::log(LogLevel::info, "frame " + std::to_string(i + 1) + ": " + c.describe());
+                if (recorder) recorder->on_change(c);
+                if (c.kind == Control::Kind::reset && redrawn) after_frame(ms_since(t0), ms_since(t0));
+            } catch (const dc::Error& err) {
+                dc::log(LogLevel::error,
+                        "frame " + std::to_string(i + 1) + ": " + c.describe() + " refused: " + err.message());
+                // The engine kept its settings: so do later lines.
+                if (c.kind == Control::Kind::attention) {
+                    NeuralSettings kept = before;
+                    kept.n_steps = settings.n_steps;
+                    kept.budget_tokens = settings.budget_tokens;
+                    settings = kept;
+                }
+                if (c.kind == Control::Kind::steps) settings.n_steps = before.n_steps;
+                if (c.kind == Control::Kind::budget) settings.budget_tokens = before.budget_tokens;
+            }
+        }
+        t0 = std::chrono::steady_clock::now();   // the action is sampled now
         const game::Action a = i < static_cast<int64_t>(script.size()) ? script[i] : game::Action{};
-        engine->step(a, frame);
-        total_step_ms += engine->stats().step_ms;
-        after_frame(ms_since(t0));
+        engine.step(a, frame);
+        if (recorder) recorder->on_frame(frame, &a, engine.stats(), ms_since(t0));
+        total_step_ms += engine.stats().step_ms;
+        after_frame(ms_since(t0), ms_since(t0));
     }
     const double wall_ms = ms_since(start);
-    const auto pose = engine->pose();
+    if (recorder) recorder->stop();   // finishes video.mp4, marks session.json complete
+    const auto pose = engine.pose();
     std::printf("dreamcaster: %" PRId64 " frames headless with the %s engine: %.3f ms/frame in the engine, %.3f "
                 "ms/frame in all",
-                n_frames, engine->name().c_str(), n_frames ? total_step_ms / n_frames : 0.0,
+                n_frames, engine.name().c_str(), n_frames ? total_step_ms / n_frames : 0.0,
                 n_frames ? wall_ms / n_frames : 0.0);
     if (pose) std::printf("; final pose x=%.3f y=%.3f angle=%.3f", pose->x, pose->y, pose->angle);
+    const EngineStats& last = engine.stats();
+    if (last.cache_tokens >= 0)
+        std::printf("; KV cache %" PRId64 " tokens, %.2f MB (%s, S=%d)", last.cache_tokens, last.cache_bytes / 1e6,
+                    last.attention.c_str(), last.n_steps);
     std::printf("\n");
+    if (!choice.notice.empty()) std::printf("dreamcaster: note: %s\n", choice.notice.c_str());
     if (metrics.enabled()) std::printf("dreamcaster: metrics written to %s\n", o.metrics_path.c_str());
     if (!o.dump_frames_dir.empty())
         std::printf("dreamcaster: frames 0-%" PRId64 " written to %s/\n", n_frames, o.dump_frames_dir.c_str());
@@ -255,7 +408,8 @@ int run_play_headless(const PlayOptions& o) {
 }  // namespace
 
 int run_play(const PlayOptions& o) {
-    DC_CHECK(o.scale >= 1 && o.scale <= 16, "--scale: expected a whole number from 1 to 16, found " << o.scale);
+    DC_CHECK(o.scale >= 0 && o.scale <= 16, "--scale: expected a whole number from 1 to 16 (0 = automatic), found "
+                                                 << o.scale);
     DC_CHECK(o.frames >= -1, "--frames: expected a frame count >= 0, found " << o.frames);
     DC_CHECK(o.screenshot_at >= -1, "--screenshot-at: expected a frame number >= 0, found " << o.screenshot_at);
     DC_CHECK(o.frames < 0 || o.screenshot_at <= o.frames,

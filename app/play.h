@@ -12,19 +12,29 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "app/controls.h"
+#include "app/engine.h"
 #include "game/game.h"
 
 namespace dc::app {
 
 struct PlayOptions {
-    std::string engine = "reference";   // which engine makes the frames (see engine.h); reference until neural ships
+    std::string engine;                 // reference | neural | side-by-side; "" = neural when the model file exists,
+                                        // else reference (with a message saying why)
+    std::string model_path;             // world model file; "" = assets/models/default.json
+    std::string device;                 // cpu | cuda | cuda:N; "" = cuda when this build and machine have it, else cpu
+    int steps = 4;                      // S Euler steps per frame (1..16); DESIGN.md's default
+    std::vector<std::string> set;       // KEY=VALUE settings at the start (controls.h: attention, tempcache.tau, ...)
+    std::string toggles_path;           // toggle script: changes at given frames (controls.h)
     std::string level = "e1m1";         // level in assets/levels/
     std::string prompt;                 // style prompt ("" = default look); editable live in the overlay
     uint64_t seed = 0;                  // game seed
-    int scale = 5;                      // game pixels -> screen pixels (5 x 128 = 640: fits a 720p screen)
+    int scale = 0;                      // game pixels -> screen pixels; 0 = 5 (5 x 128 = 640 fits a 720p screen),
+                                        // 3 for side-by-side (two views)
     int window_width = 0;               // window size; 0 = from scale (game view + side panel)
     int window_height = 0;
     std::string actions_path;           // scripted actions (game.h format); windowed: keys take over after the end
@@ -32,12 +42,16 @@ struct PlayOptions {
     int64_t screenshot_at = -1;         // save a screenshot of this frame (-1 = none)
     std::string screenshot_path;        // where; "" = dreamcaster-frameN.png
     bool headless = false;              // no window, no GLFW/SDL: run the script as fast as possible
-    std::string metrics_path;           // per-frame CSV (frame, pose, timings); "" = none
+    std::string metrics_path;           // per-frame CSV (frame, pose, timings, cache, memory, attention); "" = none
     std::string dump_frames_dir;        // headless: every frame as DIR/frame_000000.png
     bool fullscreen = false;            // start fullscreen (F11 toggles)
     bool smooth = false;                // bilinear upscaling instead of nearest
-    bool overlay = true;                // the ImGui side panel (stats, prompt, messages)
+    bool overlay = true;                // the ImGui side panel (stats, toggles, prompt, messages)
     std::string bindings_path;          // key bindings; "" = assets/bindings.json
+    // Recording (app/recording.h).
+    std::string record_dir;             // record the run into this folder from the start ("" = none; F9 in a window)
+    std::string record_video = "h264";  // video.mp4: h264 (plays anywhere) | lossless (bit-exact RGB) | none
+    int record_scale = 1;               // video upscale factor (nearest); 1 = native 128x128 pixels
 };
 
 // Runs play; returns the exit code (kExitOk, kExitNoDisplay). Throws dc::Error for bad options and files.
@@ -77,17 +91,46 @@ std::vector<game::Action> load_actions(const std::string& path);
 // Writes an RGB8 PNG without external libraries (stored deflate): headless builds have no stb.
 void write_png_rgb(const std::string& path, const game::Image& image);
 
-// Per-frame CSV: frame,x,y,angle,step_ms,display_ms (pose fields empty when the engine has no pose).
+// One row of the metrics CSV: the frame's engine figures plus what the loop measured around it.
+struct MetricsRow {
+    const EngineStats* stats = nullptr;   // the frame's engine figures (frame number, latency split, cache, ...)
+    const game::Pose* pose = nullptr;     // nullptr when the engine has no pose
+    double display_ms = 0;                // window: display frame time; headless: the loop's time for the frame
+    double present_ms = -1;               // upload + draw + swap of the frame (-1 = n/a: headless)
+    double input_to_photon_ms = -1;       // action sampled -> frame presented (headless: -> frame ready)
+};
+
+// Per-frame CSV, one row per frame (reset and step frames), in this column order (kMetricsColumns):
+//   frame,x,y,angle,step_ms,display_ms,denoise_ms,commit_ms,decode_ms,present_ms,input_to_photon_ms,model_fps,
+//   cache_tokens,cache_bytes,budget_tokens,layer_tokens,layer_bytes,rss_bytes,gpu_allocated_bytes,
+//   gpu_reserved_bytes,density,recall,merge_rate,kept_fraction,psnr,ssim,steps,attention,attention_params
+// Values an engine does not have (n/a) are empty; layer_* are ';'-separated per-layer lists; attention_params is a
+// quoted JSON object. model_fps = 1000 / step_ms.
+extern const char* const kMetricsColumns;
 class MetricsWriter {
 public:
     explicit MetricsWriter(const std::string& path);   // "" = disabled; throws dc::Error if it cannot be created
     ~MetricsWriter();
-    void row(int64_t frame, const game::Pose* pose, double step_ms, double display_ms);
+    void row(const MetricsRow& r);
     bool enabled() const { return m_file != nullptr; }
 
 private:
     void* m_file = nullptr;   // FILE*
 };
+
+// The engine play starts with: the one asked for, or for "" the neural engine when the model file exists. When the
+// model cannot be loaded, `strict` throws dc::Error; otherwise the reference engine is returned and `notice` says
+// why (shown in the overlay and the log). An explicit --engine neural is strict headless (benchmarks must not
+// measure the wrong engine) and falls back in a window.
+struct EngineChoice {
+    std::unique_ptr<Engine> engine;
+    std::string notice;   // "" when the engine asked for is the one running
+};
+EngineChoice choose_engine(const PlayOptions& options, const EngineConfig& config, bool strict);
+
+// The start settings: --steps, every --set, then the toggle script's frame-0 lines (which also may set the prompt).
+// The remaining entries (frame >= 1) are returned in `later`.
+EngineConfig start_config(const PlayOptions& options, NeuralSettings& settings, std::vector<ToggleEntry>& later);
 
 // The message (stderr) for `play` without a display: why, and how to run headless or under xvfb-run.
 void print_no_display(const std::string& why);

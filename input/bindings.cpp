@@ -29,7 +29,9 @@ constexpr std::array<CommandInfo, kNumCommands> kCommands{{
     {Command::pause, "pause", "pause / resume"},
     {Command::reset, "reset", "reset the level"},
     {Command::step, "step", "single step (while paused)"},
+    {Command::resync, "resync", "resync the dream to the real frame (side-by-side)"},
     {Command::screenshot, "screenshot", "screenshot (PNG)"},
+    {Command::record, "record", "record on/off (a replayable folder)"},
     {Command::fullscreen, "fullscreen", "fullscreen on/off"},
     {Command::help, "help", "this help"},
     {Command::quit, "quit", "quit"},
@@ -174,7 +176,9 @@ Bindings Bindings::defaults() {
     set(Command::pause, {80});                 // P
     set(Command::reset, {82});                 // R
     set(Command::step, {78});                  // N
+    set(Command::resync, {84});                // T
     set(Command::screenshot, {301});           // F12
+    set(Command::record, {298});               // F9
     set(Command::fullscreen, {300});           // F11
     set(Command::help, {72, 290});             // H, F1
     set(Command::quit, {256});                 // Escape

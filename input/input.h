@@ -47,12 +47,14 @@ enum class Command : uint8_t {
     pause,
     reset,
     step,
+    resync,
     screenshot,
+    record,
     fullscreen,
     help,
     quit,
 };
-constexpr int kNumCommands = 14;
+constexpr int kNumCommands = 16;
 const char* command_name(Command c);                                 // "strafe_left"
 const char* command_label(Command c);                                // "strafe left" (help overlay)
 std::optional<Command> command_from_name(const std::string& name);   // exact name as in bindings.json

@@ -1,4 +1,4 @@
-// Game: engine, level, frame number, pose, paused state.
+// Game: engine, level, frame number, pose, paused state; why the engine asked for is not running; step failures.
 #include <imgui.h>
 
 #include <cinttypes>
@@ -8,6 +8,16 @@
 namespace dc::app {
 
 void draw_game_panel(OverlayState& s) {
+    if (!s.engine_notice.empty()) {
+        ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1.f, 0.55f, 0.3f, 1.f));
+        ImGui::TextWrapped("%s", s.engine_notice.c_str());
+        ImGui::PopStyleColor();
+    }
+    if (!s.engine_failure.empty()) {
+        ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1.f, 0.35f, 0.3f, 1.f));
+        ImGui::TextWrapped("engine stopped: %s (R resets)", s.engine_failure.c_str());
+        ImGui::PopStyleColor();
+    }
     ImGui::Text("engine: %s   level: %s", s.engine_name.c_str(), s.level.c_str());
     ImGui::Text("frame %" PRId64 "%s", s.frame, s.paused ? "   PAUSED (P resumes, N steps)" : "");
     if (s.scripted)
