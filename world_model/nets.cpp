@@ -422,9 +422,9 @@ at::Tensor Net::dit_body(
         k = k.reshape({B, H, K * N, D});
         v = v.reshape({B, H, K * N, D});
         at::Tensor o = self_attn(l, q, k, v);                                          // [B, H, K*N, D]
+        if (l == stop_after) return at::Tensor();   // commit pass: the last block's K/V are all that is needed
         o = o.view({B, H, K, N, D}).permute({0, 2, 3, 1, 4}).reshape({B, K, N, W});
         xs = xs + mod[2] * lin(o, p + ".proj").to(at::kFloat);
-        if (l == stop_after) return at::Tensor();
         at::Tensor cq = lin(ln(xs), p + ".cq", false).view({B, K, N, H, D});
         xs = xs + lin(cross_attn(l, cq), p + ".cproj").to(at::kFloat);   // cross_attn -> [B, K, N, W]
         h = ln(xs) * (1 + mod[4]) + mod[3];
@@ -468,7 +468,8 @@ at::Tensor Net::dit_cached(const at::Tensor& x, const at::Tensor& prev, const at
     auto self_fn = [&](int l, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
         AttentionContext c = ctx;
         c.layer = l;
-        at::Tensor o = attn.self_attend(q, k, v, caches[l], c, stats);   // [1, H, N, D]
+        at::Tensor o;   // [1, H, N, D]; not needed in the last block of a commit pass
+        if (!commit || l + 1 < d.depth) o = attn.self_attend(q, k, v, caches[l], c, stats);
         if (commit) attn.commit(caches[l], q, k, v, c, stats);
         return o;
     };
