@@ -12,7 +12,7 @@
 using dc::app::Control;
 using dc::app::NeuralSettings;
 
-TEST_CASE("--set keys edit the neural settings and give the controls a running engine needs", "[app]") {
+TEST_CASE("set keys edit the neural settings and give the controls a running engine needs", "[app]") {
     NeuralSettings s;
     CHECK(s.type() == "dense");
     auto c = dc::app::apply_setting(s, "attention=annca+tempcache");
@@ -52,7 +52,8 @@ TEST_CASE("--set keys edit the neural settings and give the controls a running e
     CHECK(s.type() == "dense");  // failed settings changed nothing
 }
 
-TEST_CASE("toggle scripts parse by frame, keep line order within a frame, and say where they are malformed", "[app]") {
+TEST_CASE("toggle scripts parse by frame and keep line order within a frame and say where they are malformed",
+          "[app]") {
     const auto entries = dc::app::parse_toggles(
         "# comment\n"
         "frame 10 set attention=tempcache   # trailing comment\n"

@@ -201,6 +201,11 @@ TEST_CASE("out of memory during a step lowers the cache budget and the dream goe
         CHECK(cell(rows[f], "budget_tokens") == 1024);
         CHECK(cell(rows[f], "cache_tokens") <= 1024 * layers(rows[f]));
     }
+    // Out of memory with a cache too small to halve, on the CPU: nothing left to fall back to; the run stops with
+    // the message (a window shows it and waits for R).
+    const auto small = dc_test::run_dreamcaster(neural_args(model) + " --frames 4 --set inject_oom_at=2");
+    CHECK(small.code == 1);
+    CHECK_THAT(small.output, Catch::Contains("out of memory at frame 2 on the CPU"));
     // An explicit budget bounds the cache from the start.
     const auto b = dc_test::run_dreamcaster(neural_args(model) + " --frames 8 --set budget=768 --metrics '" +
                                             dir.file("b.csv") + "'");
@@ -211,7 +216,7 @@ TEST_CASE("out of memory during a step lowers the cache budget and the dream goe
     CHECK(cell(brows[8], "cache_tokens") == cell(brows[7], "cache_tokens"));
 }
 
-TEST_CASE("play falls back to the reference game when the model is missing or broken, and says why", "[app]") {
+TEST_CASE("play falls back to the reference game when the model is missing or broken and says why", "[app]") {
     dc_test::TempDir dir("neural_fallback");
     const std::string missing = dir.file("none/model.json");
     auto r = dc_test::run_dreamcaster("play --headless --frames 2 --model '" + missing + "'");
@@ -235,7 +240,7 @@ TEST_CASE("play falls back to the reference game when the model is missing or br
                Catch::Contains("the neural engine could not start") && Catch::Contains("with the reference engine"));
 }
 
-TEST_CASE("side-by-side shows dream and real frame of the same actions, scores them, and resyncs", "[app]") {
+TEST_CASE("side-by-side shows dream and real frame of the same actions and scores them and resyncs", "[app]") {
     dc::app::EngineConfig config;
     config.model_path = dc_test::tiny_model();
     config.device = "cpu";
@@ -298,7 +303,7 @@ TEST_CASE("side-by-side shows dream and real frame of the same actions, scores t
     CHECK_THROWS_WITH(reference->set_attention("tempcache", "{}"), Catch::Contains("no attention settings"));
 }
 
-TEST_CASE("the engine runner applies controls between steps, from the next frame, and reports refusals", "[app]") {
+TEST_CASE("the engine runner applies controls between steps from the next frame and reports refusals", "[app]") {
     dc::app::EngineConfig config;
     config.model_path = dc_test::tiny_model();
     config.device = "cpu";

@@ -41,7 +41,8 @@ TEST_CASE("every overlay panel renders with the side-by-side engine", "[app][gui
     dc_test::write_file(dir.file("toggles.txt"),
                         "frame 0 set annsa.min_cache_tokens=0\n"
                         "frame 2 set attention=tempcache+annsa+annca\n"
-                        "frame 3 prompt the brick walls are dark red; the floor is mossy green; thick fog\n");
+                        "frame 3 prompt the brick walls are dark red; the floor is mossy green; thick fog\n"
+                        "frame 5 resync\n");
     // A window tall enough for every section unscrolled (the panel scrolls in a normal window).
     const auto r = dc_test::run_dreamcaster("play --engine side-by-side --model '" + model +
                                             "' --frames 8 --screenshot-at 8 --screenshot '" + dir.file("shot.png") +
@@ -74,9 +75,9 @@ TEST_CASE("every overlay panel renders with the side-by-side engine", "[app][gui
     CHECK(panels["latency"].h > 60);
     CHECK(panels["cache"].h > 60);
     CHECK(panels["attention"].h > 60);
-    CHECK(panels["toggles"].h > 150);   // the parameters of the parts the script switched on
-    CHECK_THAT(r.output,
-               Catch::Contains("frame 2: attention tempcache+annsa+annca") && Catch::Contains("frame 3: prompt"));
+    CHECK(panels["toggles"].h > 150);  // the parameters of the parts the script switched on
+    CHECK_THAT(r.output, Catch::Contains("frame 2: attention tempcache+annsa+annca") &&
+                             Catch::Contains("frame 3: prompt") && Catch::Contains("frame 5: resync"));
 }
 
 TEST_CASE("the window keeps drawing while a slow model dreams", "[app][gui]") {

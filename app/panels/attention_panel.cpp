@@ -23,8 +23,7 @@ void figure(const char* id, const char* what, double v, const History& h, const 
 void draw_attention_panel(OverlayState& s) {
     const EngineStats& st = s.stats;
     if (!s.neural) {
-        ImGui::TextDisabled("merge rate, density, recall, kept fraction: n/a (no model in the %s engine)",
-                            s.engine_name.c_str());
+        ImGui::TextDisabled("merge rate, density, recall, kept: n/a (no model)");
         return;
     }
     ImGui::Text("attention: %s", st.attention.c_str());

@@ -10,7 +10,7 @@ namespace dc::app {
 void draw_model_panel(OverlayState& s) {
     ImGui::TextWrapped("%s", s.engine_describe.c_str());
     if (!s.neural) {
-        ImGui::TextDisabled("model fps, steps, device: n/a (no model in the %s engine)", s.engine_name.c_str());
+        ImGui::TextDisabled("model fps, S, device: n/a (no model)");
         return;
     }
     const double engine_fps = s.stats.step_ms > 0 ? 1000.0 / s.stats.step_ms : 0.0;
