@@ -145,3 +145,51 @@ TEST_CASE("PSNR and SSIM of frames match their definitions", "[app]") {
     small.width = 16;
     CHECK_THROWS_AS(dc::app::psnr(a, small), dc::Error);
 }
+
+#if DC_GUI
+#include "app/panels/panels.h"
+
+TEST_CASE("the overlay's A/B compares the frames before and after the last change and plots can be frozen", "[app]") {
+    dc::app::OverlayState s;
+    dc::app::EngineStats st;
+    st.cache_bytes = 1000000;
+    st.rss_bytes = 50000000;
+    for (int i = 0; i < 10; ++i) {
+        st.step_ms = 20;
+        s.record_frame(st, 1.0, 30.0);
+    }
+    dc::app::ControlResult r;
+    r.control.kind = Control::Kind::attention;
+    r.control.text = "tempcache";
+    r.frame = 11;
+    s.log_change(r);
+    REQUIRE(s.changes.size() == 1);
+    CHECK((s.changes.back().frame == 11 && s.changes.back().index == 10 && !s.changes.back().error));
+    s.plots_frozen = true;
+    for (int i = 0; i < 5; ++i) {
+        st.step_ms = 5;
+        st.cache_bytes = 250000;
+        s.record_frame(st, 1.0, 15.0);
+    }
+    CHECK(s.step_ms.count() == 10);   // frozen: the plots kept what they had ...
+    CHECK(s.records.size() == 15);    // ... while A/B keeps recording
+    const auto ab = dc::app::compute_ab(s.records, s.changes.back(), 4);
+    REQUIRE(ab.valid);
+    CHECK((ab.n_before == 4 && ab.n_after == 4));
+    CHECK((ab.step_before == Approx(20) && ab.step_after == Approx(5)));
+    CHECK((ab.latency_before == Approx(30) && ab.latency_after == Approx(15)));
+    CHECK((ab.cache_before == Approx(1.0) && ab.cache_after == Approx(0.25)));
+    s.clear_plots();
+    CHECK(s.step_ms.count() == 0);
+
+    r.error = "tempcache.tau must be in [0, 2]";
+    s.log_change(r);
+    CHECK((s.changes.back().error && s.toggle_error == r.error));
+    r.control.kind = Control::Kind::prompt;
+    r.control.text = "the floor is plaid";
+    r.error = "unknown word 'plaid'";
+    s.prompt_applied = "the floor is blue";
+    s.log_change(r);
+    CHECK((s.prompt_error == r.error && s.prompt_applied == "the floor is blue"));   // the old prompt stays
+}
+#endif
