@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
     cli.set_version_flag("--version", "dreamcaster 0.1");
     dc::app::add_play_command(cli);
     dc::app::add_bench_command(cli);
+    dc::app::add_replay_command(cli);
 #ifdef DC_HAVE_WORLD_MODEL
     dc::app::add_train_command(cli);
     dc::app::add_eval_command(cli);
