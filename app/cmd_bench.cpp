@@ -6,10 +6,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <vector>
 
 #include "app/commands.h"
+#ifdef DC_HAVE_WORLD_MODEL
+#include "attention/attention_bench.h"
+#endif
 #include "common/common.h"
 #include "game/game.h"
 
@@ -111,12 +115,44 @@ void add_bench_game(CLI::App& bench) {
     });
 }
 
+#ifdef DC_HAVE_WORLD_MODEL
+// `bench attention`: the attention parts on synthetic model-shaped frames (attention/attention_bench.h).
+void add_bench_attention(CLI::App& bench) {
+    auto o = std::make_shared<AttentionBenchConfig>();
+    auto out = std::make_shared<std::string>();
+    CLI::App* cmd = bench.add_subcommand("attention", "Time Dense/Window/TempCache/AnnSA/AnnCA on synthetic "
+                                                      "model-shaped frames: per-call ms, speedup, density, recall");
+    cmd->add_option("--frames", o->frames, "Frames committed before timing (cache = frames x 256 tokens)")
+        ->capture_default_str();
+    cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
+    cmd->add_option("--dtype", o->dtype, "float32 or bfloat16")->capture_default_str();
+    cmd->add_option("--configs", o->configs, "Attention types to time")->capture_default_str();
+    cmd->add_option("--params", o->params_json, "JSON attention parameters applied to every configuration");
+    cmd->add_option("--repeats", o->repeats, "Timed calls per measurement (median reported)")->capture_default_str();
+    cmd->add_flag("--sweep", o->sweep, "Also sweep annsa bits/probes and annca bits");
+    cmd->add_option("--out", *out, "Also write the markdown to this file (e.g. bench/results/attention-cpu.md)");
+    cmd->callback([o, out] {
+        const std::string table = run_attention_bench(*o);
+        std::fputs(table.c_str(), stdout);
+        if (!out->empty()) {
+            std::ofstream f(*out);
+            DC_CHECK(f, "cannot write '" << *out << "'");
+            f << table;
+            DC_CHECK(f, "writing '" << *out << "' failed");
+        }
+    });
+}
+#endif
+
 }  // namespace
 
 void add_bench_command(CLI::App& root) {
-    CLI::App* bench = root.add_subcommand("bench", "Benchmarks (modes: game)");
+    CLI::App* bench = root.add_subcommand("bench", "Benchmarks (modes: game, attention)");
     bench->require_subcommand(1);
     add_bench_game(*bench);
+#ifdef DC_HAVE_WORLD_MODEL
+    add_bench_attention(*bench);
+#endif
 }
 
 }  // namespace dc::app
