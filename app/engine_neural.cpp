@@ -135,6 +135,7 @@ public:
         AttentionSpec spec = AttentionSpec::parse(type, params_json);  // throws naming what is accepted
         m_session->set_attention(spec);                                // make_attention: throws on what parse let by
         m_spec = spec;
+        m_last_recall = -1;   // a figure of the old configuration would mislead
         m_full_params = AttentionSpec::from_config(m_spec.config()).params_json;
     }
     void set_steps(int n_steps) override {
@@ -213,7 +214,8 @@ private:
         s.gpu_reserved_bytes = gpu ? fs.gpu_reserved_bytes : -1;
         const AttentionStats& a = fs.attention;
         s.density = a.keys_available > 0 ? a.density() : -1;
-        s.recall = a.recall_calls > 0 ? a.recall() : -1;
+        if (a.recall_calls > 0) m_last_recall = a.recall();   // measured every SessionConfig::recall_every frames
+        s.recall = m_last_recall;
         s.merge_rate = a.committed > 0 ? a.merge_rate() : -1;
         s.kept_fraction = a.cross_available > 0 ? a.cross_kept_fraction() : -1;
         fill_settings();
@@ -228,6 +230,7 @@ private:
     AttentionSpec m_spec;            // in force from the next frame
     std::string m_full_params;       // m_spec's parameters, every field written out
     std::unique_ptr<Session> m_session;
+    double m_last_recall = -1;       // newest measured AnnSA recall (-1: none yet)
     std::string m_prompt;
     game::Image m_last;   // the last frame shown: where restarts continue from
     int64_t m_frame = 0;  // frames since reset (continues across restarts)

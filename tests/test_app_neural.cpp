@@ -119,6 +119,12 @@ TEST_CASE("a scripted headless session toggles every module and the metrics show
         CHECK(cell(rows[f], "kept_fraction") > 0);
         CHECK(cell(rows[f], "kept_fraction") < 1);
     }
+    // Recall of the sparse kernel is sampled every 8th frame (SessionConfig::recall_every): nothing to measure while
+    // attention is dense; measured at frame 24 and shown until the next measurement.
+    for (int f = 1; f <= 23; ++f) CHECK(cell(rows[f], "recall") == -1);
+    CHECK(cell(rows[24], "recall") > 0);
+    CHECK(cell(rows[24], "recall") <= 1);
+    for (int f = 25; f <= 28; ++f) CHECK(cell(rows[f], "recall") == cell(rows[24], "recall"));
 }
 
 TEST_CASE("a prompt change in a headless script restyles the dream from that frame on", "[app]") {

@@ -327,6 +327,7 @@ struct Session::Impl {
         c.frame = frame;
         c.step = step;
         c.n_steps = cfg.n_steps;
+        c.measure_recall = cfg.recall_every > 0 && frame % cfg.recall_every == 0;
         return c;
     }
 
