@@ -3,12 +3,18 @@
 
 #include <sys/wait.h>
 
+#if DC_GUI
+#include <stb_image.h>
+#endif
+
 #include <array>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
+#include <vector>
 
 namespace dc_test {
 
@@ -53,5 +59,24 @@ private:
 };
 
 inline void write_file(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+#if DC_GUI
+// An RGB8 PNG read back for screenshot checks (empty when the file cannot be read).
+struct Png {
+    int w = 0, h = 0;
+    std::vector<uint8_t> rgb;   // [h, w, 3]
+    const uint8_t* at(int x, int y) const { return &rgb[(size_t(y) * w + x) * 3]; }
+};
+
+inline Png load_png(const std::string& path) {
+    Png p;
+    int n = 0;
+    uint8_t* px = stbi_load(path.c_str(), &p.w, &p.h, &n, 3);
+    if (!px) return p;
+    p.rgb.assign(px, px + size_t(p.w) * p.h * 3);
+    stbi_image_free(px);
+    return p;
+}
+#endif
 
 }  // namespace dc_test

@@ -3,7 +3,6 @@
 #include <catch2/catch.hpp>
 
 #if DC_GUI
-#include <stb_image.h>
 
 #include <cstdio>
 #include <memory>
@@ -14,21 +13,8 @@
 
 namespace {
 
-struct Png {
-    int w = 0, h = 0;
-    std::vector<uint8_t> rgb;
-    const uint8_t* at(int x, int y) const { return &rgb[(size_t(y) * w + x) * 3]; }
-};
-
-Png load_png(const std::string& path) {
-    Png p;
-    int n = 0;
-    uint8_t* px = stbi_load(path.c_str(), &p.w, &p.h, &n, 3);
-    if (!px) return p;
-    p.rgb.assign(px, px + size_t(p.w) * p.h * 3);
-    stbi_image_free(px);
-    return p;
-}
+using dc_test::load_png;
+using dc_test::Png;
 
 const char* kScript =
     "1 0 0.25 0\n"
