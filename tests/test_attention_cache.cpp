@@ -273,7 +273,10 @@ TEST_CASE("the cache budget evicts whole oldest frames after the sinks, never th
     auto tc = dc::make_attention(dc::AttentionSpec::parse("tempcache"));
     dc::KvCache m(H, D, at::kFloat, at::kCPU);
     m.max_tokens = 2 * N;
+    // Unit-norm keys per head: each token's own duplicate is then its strict top-1 match (Cauchy-Schwarz); with raw
+    // randn keys a longer key of another token can win the match now and then, and that token is appended instead.
     at::Tensor keys = at::randn({1, H, N, D});
+    keys = keys / keys.norm(2, {-1}, true);
     dc::AttentionContext ctx;
     dc::AttentionStats sm;
     for (int f = 0; f < 5; ++f) {
