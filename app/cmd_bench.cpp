@@ -1,5 +1,6 @@
 // `dreamcaster bench`: timing of the parts of a frame. Modes are subcommands of `bench`; `bench game` times the
-// reference renderer. More modes (model, attention) register here as their own functions.
+// reference renderer, `bench attention` the attention parts, `bench rollout` long rollouts of the model
+// (app/rollout_bench.h). More modes register here as their own functions.
 #include <CLI/CLI.hpp>
 #include <sched.h>
 
@@ -12,6 +13,7 @@
 
 #include "app/commands.h"
 #ifdef DC_HAVE_WORLD_MODEL
+#include "app/rollout_bench.h"
 #include "attention/attention_bench.h"
 #endif
 #include "common/common.h"
@@ -142,16 +144,60 @@ void add_bench_attention(CLI::App& bench) {
         }
     });
 }
+
+// `bench rollout`: the long-rollout matrix (app/rollout_bench.h).
+void add_bench_rollout(CLI::App& bench) {
+    auto o = std::make_shared<RolloutBenchConfig>();
+    CLI::App* cmd = bench.add_subcommand(
+        "rollout", "Long rollout of the model under each attention configuration on one card: per-frame latency, "
+                   "fps, memory, cache, density/recall/merge, PSNR/SSIM vs dense and vs the real game; CSV, plots, "
+                   "markdown summary");
+    cmd->add_option("--model", o->model_path, "Model config (default: the shipped assets/models/default.json)");
+    cmd->add_option("--device", o->device, "cpu, cuda or cuda:N")->capture_default_str();
+    cmd->add_option("--frames", o->frames, "Frames per configuration")->capture_default_str();
+    cmd->add_option("--configs", o->configs,
+                    "Configurations: dense, dense-torch, window16, tempcache, annsa, annca, all, windowN, or an "
+                    "attention type (dense always runs first: it is the reference)")
+        ->capture_default_str();
+    cmd->add_option("--steps", o->steps, "S denoising steps per frame")->capture_default_str();
+    cmd->add_option("--seed", o->seed, "Noise, game and agent seed")->capture_default_str();
+    cmd->add_option("--level", o->level, "Level of the real game")->capture_default_str();
+    cmd->add_option("--prompt", o->prompt, "Style prompt")->capture_default_str();
+    cmd->add_option("--script", o->script, "Action script (default: the held-out agent); repeats when shorter");
+    cmd->add_option("--agent", o->agent, "Scripted agent when no --script is given")->capture_default_str();
+    cmd->add_option("--out-dir", o->out_dir, "Folder for rollout.csv, summary.md, plots")->capture_default_str();
+    cmd->add_option("--summary", o->summary_path, "Also copy summary.md here (e.g. bench/results/rollout-h100.md)");
+    cmd->add_option("--gnuplot-script", o->gnuplot_script, "Plot script (default: bench/rollout.gp)");
+    cmd->add_flag("--revisit", o->revisit, "Also run the revisit test (TempCache vs windows on a scripted return)");
+    cmd->add_option("--revisit-at", o->revisit_at, "The revisit walk is back in the spawn room at this frame or later")
+        ->capture_default_str();
+    cmd->add_option("--revisit-configs", o->revisit_configs, "Configurations of the revisit test (window-eq: a "
+                                                             "window of TempCache's bytes)")
+        ->capture_default_str();
+    cmd->add_option("--config-timeout", o->config_timeout_s,
+                    "Stop a configuration after this many seconds (0 = never); the summary says so")
+        ->capture_default_str();
+    cmd->add_option("--recall-every", o->recall_every, "Measure AnnSA recall on every Nth frame (0 = never)")
+        ->capture_default_str();
+    cmd->add_option("--ssim-every", o->ssim_every, "SSIM on every Nth frame (PSNR on every frame)")
+        ->capture_default_str();
+    cmd->add_flag("--quiet", o->quiet, "No progress lines");
+    cmd->callback([o] {
+        const RolloutBenchResult r = run_rollout_bench(*o);
+        std::fputs(r.summary.c_str(), stdout);
+    });
+}
 #endif
 
 }  // namespace
 
 void add_bench_command(CLI::App& root) {
-    CLI::App* bench = root.add_subcommand("bench", "Benchmarks (modes: game, attention)");
+    CLI::App* bench = root.add_subcommand("bench", "Benchmarks (modes: game, attention, rollout)");
     bench->require_subcommand(1);
     add_bench_game(*bench);
 #ifdef DC_HAVE_WORLD_MODEL
     add_bench_attention(*bench);
+    add_bench_rollout(*bench);
 #endif
 }
 

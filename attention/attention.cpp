@@ -167,7 +167,8 @@ at::Tensor ComposedAttention::self_attend(const at::Tensor& q, const at::Tensor&
     at::Tensor probes, codes;   // [H, N, P], [H, T]
 
 #ifdef DC_HAVE_CUDA
-    if (q.is_cuda()) {
+    // dense.kernel "torch": dense calls take the torch-ops path below on CUDA tensors too (the kernel's baseline).
+    if (q.is_cuda() && (sparse || m_cfg.dense_params.kernel != "torch")) {
         at::Tensor slope;
         if (ctx.temporal_slope.defined()) slope = ctx.temporal_slope.to(q.device(), at::kFloat).contiguous();
         if (!sparse) {

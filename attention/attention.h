@@ -16,6 +16,9 @@
 // A spec's type names the non-default parts joined by '+' in any order: "dense", "window", "tempcache", "annsa",
 // "annca", "tempcache+annsa+annca", …; params is a JSON object with one sub-object per part, e.g.
 //   {"tempcache": {"tau": 0.9}, "annsa": {"bits": 6, "probes": 8, "dense_step_fraction": 0.3}}
+// plus {"dense": {"kernel": "torch"}}, which runs every dense self-attention call (all of them without AnnSA, the
+// dense steps and blocks with it) through torch ops instead of the CUDA split-KV kernel: the baseline that kernel is
+// measured against (`dreamcaster bench rollout`, configuration dense-torch). The CPU always runs torch ops.
 // Sub-objects of parts the type does not enable are validated and kept (the app keeps every part's settings while
 // toggling), but have no effect. Every field, its default and why: the *Params structs below.
 // Unknown types, unknown parameter names and out-of-range values throw dc::Error naming what was accepted.
@@ -158,6 +161,11 @@ struct TempCacheParams {
                                     // cheaper than building an index)
 };
 
+struct DenseParams {
+    std::string kernel = "auto";    // "auto": the CUDA split-KV kernel on CUDA tensors, torch ops on the CPU;
+                                    // "torch": torch ops on every device (chunked online softmax), the baseline
+};
+
 struct WindowParams {
     int64_t frames = 16;            // keep the newest 16 frames (Self-Forcing/Matrix-Game use a window of this size)
     int64_t sinks = 0;              // plus this many oldest frames (attention sinks); 0 = plain sliding window
@@ -192,6 +200,7 @@ struct AnnCAParams {
 // A parsed spec: which parts are on and all parameters.
 struct AttentionConfig {
     bool tempcache = false, window = false, annsa = false, annca = false;
+    DenseParams dense_params;       // applies to whichever calls run dense
     TempCacheParams tempcache_params;
     WindowParams window_params;
     AnnSAParams annsa_params;

@@ -40,7 +40,9 @@ at::Tensor attend_dense_chunked(const at::Tensor& q, const at::Tensor& ck, const
     // ~4 MB of float scores per chunk (682 keys at 6 heads × 256 queries): the max/exp/sum passes stay in cache.
     // Measured on the 2-core CPU at 16.6k keys: chunks of 512–1024 keys ran 20% faster than 2730 and 40% faster
     // than 8192 (bench/attention_bench.md).
-    const int64_t chunk = std::max<int64_t>(256, (int64_t{1} << 20) / std::max<int64_t>(1, H * N));
+    // On CUDA (dense.kernel "torch") launches dominate small chunks: 64M scores (256 MB) per chunk instead.
+    const int64_t scores = q.is_cuda() ? (int64_t{1} << 26) : (int64_t{1} << 20);
+    const int64_t chunk = std::max<int64_t>(256, scores / std::max<int64_t>(1, H * N));
     for (int64_t t0 = 0; t0 < T; t0 += chunk) {
         const int64_t len = std::min(chunk, T - t0);
         at::Tensor kc = ck.narrow(1, t0, len).to(dt);    // [H, len, D]

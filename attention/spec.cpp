@@ -47,7 +47,7 @@ namespace {
 
 using json = nlohmann::json;
 
-const char* const kParts[] = {"tempcache", "window", "annsa", "annca"};
+const char* const kParts[] = {"dense", "tempcache", "window", "annsa", "annca"};
 const char* const kIndexKinds = "\"lsh\", \"sq8\" or \"exact\"";
 
 std::string join_parts() { return "dense, window, tempcache, annsa, annca (joined by '+', e.g. tempcache+annsa+annca)"; }
@@ -137,6 +137,12 @@ void read_tempcache(const json& j, TempCacheParams& p) {
     r.integer("index_min_candidates", p.index_min_candidates, 1, kMax);
 }
 
+void read_dense(const json& j, DenseParams& p) {
+    Reader r(j, "dense");
+    r.check_known({"kernel"});
+    r.choice("kernel", p.kernel, {"auto", "torch"}, "\"auto\" or \"torch\"");
+}
+
 void read_window(const json& j, WindowParams& p) {
     Reader r(j, "window");
     r.check_known({"frames", "sinks"});
@@ -208,18 +214,19 @@ AttentionConfig parse_attention_config(const std::string& type, const std::strin
         DC_FAIL("attention params must be a JSON object, found unparsable text \"" << params_json
                                                                                  << "\": " << e.what());
     }
-    DC_CHECK(j.is_object(), "attention params must be a JSON object with sub-objects tempcache, window, annsa, "
-                            "annca; found "
+    DC_CHECK(j.is_object(), "attention params must be a JSON object with sub-objects dense, tempcache, window, "
+                            "annsa, annca; found "
                                 << j.dump());
     for (auto it = j.begin(); it != j.end(); ++it) {
         bool known = false;
         for (const char* p : kParts) known = known || it.key() == p;
         DC_CHECK(known, "unknown attention params key \"" << it.key()
-                                                          << "\": expected tempcache, window, annsa or annca "
+                                                          << "\": expected dense, tempcache, window, annsa or annca "
                                                              "(one object per part, e.g. {\"tempcache\": {\"tau\": 0.9}})");
         DC_CHECK(it.value().is_object(), "attention params \"" << it.key() << "\" must be an object, found "
                                                                << it.value().dump());
     }
+    if (j.contains("dense")) read_dense(j["dense"], c.dense_params);
     if (j.contains("tempcache")) read_tempcache(j["tempcache"], c.tempcache_params);
     if (j.contains("window")) read_window(j["window"], c.window_params);
     if (j.contains("annsa")) read_annsa(j["annsa"], c.annsa_params);
@@ -243,6 +250,7 @@ AttentionSpec AttentionSpec::from_config(const AttentionConfig& c) {
     const auto& a = c.annsa_params;
     const auto& x = c.annca_params;
     json j = {
+        {"dense", {{"kernel", c.dense_params.kernel}}},
         {"tempcache",
          {{"tau", t.tau},
           {"lookback", t.lookback},
