@@ -32,8 +32,14 @@
 
 #include <nlohmann/json.hpp>
 
+#if defined(DC_HAVE_CUDA) && __has_include(<cuda_runtime_api.h>)
+#include <cuda_runtime_api.h>
+#define DC_TRAINER_CUDA_RUNTIME 1
+#endif
+
 #include "common/common.h"
 #include "world_model/data_impl.h"
+#include "world_model/distributed_impl.h"
 #include "world_model/evaluator_impl.h"
 #include "world_model/world_model_impl.h"
 
@@ -254,15 +260,20 @@ uint64_t mix(uint64_t a, uint64_t b) {
 
 std::string device_name(const at::Device& dev) {
     if (!dev.is_cuda()) return "cpu (" + std::to_string(std::thread::hardware_concurrency()) + " cores)";
-    std::string name;
-    if (FILE* p = popen("nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1", "r")) {
-        char buf[256];
-        while (fgets(buf, sizeof buf, p)) name += buf;
-        pclose(p);
-    }
-    while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
-    return name.empty() ? "cuda" : name;
+#ifdef DC_TRAINER_CUDA_RUNTIME
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, dev.has_index() ? dev.index() : 0) == cudaSuccess) return prop.name;
+#endif
+    return "cuda";
 }
+
+// Decisions every rank must take at the same step (world_model/distributed.h): agreed through the gradient
+// all-reduce, so they cost no extra collective.
+struct StepFlags {
+    bool phase_done = false;    // the phase reached its steps or minutes
+    bool out_of_time = false;   // --minutes is up
+    bool checkpoint = false;    // rank 0's checkpoint period has passed
+};
 
 class Trainer {
 public:
@@ -294,8 +305,16 @@ private:
     void load_checkpoint(const std::string& dir);
     void export_ema(const std::string& json_path);
     void log_line(const std::string& s) const {
-        if (!m_opt.quiet) dc::log(LogLevel::info, s);
+        if (!m_opt.quiet && m_rank == 0) dc::log(LogLevel::info, s);
     }
+    int local_batch(const PhaseConfig& pc) const { return pc.batch / m_world; }   // this rank's share
+    uint64_t rank_seed(uint64_t s) const { return m_rank == 0 ? s : mix(s, 0xd1570000ull + m_rank); }
+    // All-reduces this rank's gradient g (in place, to the mean over ranks) together with the step's loss and the
+    // local stop/checkpoint decisions; returns the agreed flags and sets loss to the mean loss over ranks.
+    StepFlags sync_step(at::Tensor& g, at::Tensor& loss, bool local_phase_done);
+    void sync_params();                 // rank 0's parameters, EMA and buffers to every rank
+    std::vector<std::string> rank_param_hashes();   // SHA-256 of each rank's parameters (all ranks call)
+    void join_group(const DistEnv& env);
 
     TrainOptions m_opt;
     json m_run;                    // {"model": …, "train": …}
@@ -325,11 +344,17 @@ private:
     TrainResult m_res;
     int64_t m_chunk_ae_steps = 0, m_chunk_dit_steps = 0;
     bool m_init_needs_stats = false;
+    int m_rank = 0, m_world = 1;
+    std::unique_ptr<ProcessGroup> m_pg;   // data-parallel group (world > 1)
+    std::string m_dev_name;
 };
 
 void Trainer::setup() {
     m_t0 = clock::now();
     m_dev = parse_device(m_opt.device);
+    DistEnv env = dist_env_from_environment();
+    if (!std::getenv("DC_DIST_TIMEOUT")) env.timeout_s = m_opt.dist_timeout_s;
+    if (env.active()) join_group(env);
     m_out = m_opt.out_dir.empty() ? m_opt.resume_dir : m_opt.out_dir;
     if (!m_opt.resume_dir.empty() && m_opt.out_dir == TrainOptions().out_dir) m_out = m_opt.resume_dir;
     fs::create_directories(m_out);
@@ -364,6 +389,16 @@ void Trainer::setup() {
     for (const auto& s : m_opt.set) apply_override(m_run, s);
     m_tc = train_from_json(m_run["train"]);
     if (m_opt.threads >= 0) m_tc.threads = m_opt.threads;
+    if (m_world > 1) {
+        m_tc.data.rank = static_cast<uint64_t>(m_rank);   // each rank renders its own clips
+        if (m_tc.threads <= 0)   // the host's cores shared by its ranks
+            m_tc.threads = std::max(1, (static_cast<int>(std::thread::hardware_concurrency()) - 2) /
+                                           std::max(1, env.local_world_size));
+        for (const PhaseConfig* pc : {&m_tc.ae, &m_tc.dit})
+            DC_CHECK(pc->batch % m_world == 0 && pc->batch >= m_world,
+                     "the global batch (" << pc->batch << ") must be a multiple of the number of ranks (" << m_world
+                                          << "): set train.ae.batch / train.dit.batch with --set");
+    }
     if (m_opt.log_every > 0) m_tc.log_every = m_opt.log_every;
     if (m_opt.checkpoint_minutes > 0) m_tc.checkpoint_minutes = m_opt.checkpoint_minutes;
     DC_CHECK(m_opt.phase == "ae" || m_opt.phase == "dit" || m_opt.phase == "both",
@@ -420,10 +455,92 @@ void Trainer::setup() {
         m_adam_m_loaded = m_adam_v_loaded = at::Tensor();
         m_init_needs_stats = true;
     }
-    std::ofstream(m_out + "/run.json") << m_run.dump(2) << "\n";
+    if (m_rank == 0) std::ofstream(m_out + "/run.json") << m_run.dump(2) << "\n";
     m_reserve_s = m_dev.is_cuda() ? 8 : 3;
     m_chunk_start_train_s = m_state.train_seconds;
-    log_line(m_model->describe() + " | training on " + device_name(m_dev));
+    m_dev_name = device_name(m_dev);
+    if (m_world > 1) {
+        sync_params();
+        m_dev_name += " x " + std::to_string(m_world) + " ranks (" + m_pg->backend() + ")";
+    }
+    log_line(m_model->describe() + " | training on " + m_dev_name);
+}
+
+void Trainer::join_group(const DistEnv& env) {
+    m_rank = env.rank;
+    m_world = env.world_size;
+    if (m_dev.is_cuda() && !m_dev.has_index()) m_dev = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+#ifdef DC_TRAINER_CUDA_RUNTIME
+    if (m_dev.is_cuda()) {
+        const cudaError_t e = cudaSetDevice(m_dev.index());
+        DC_CHECK(e == cudaSuccess, "rank " << m_rank << ": cannot use " << m_dev.str() << ": " << cudaGetErrorString(e)
+                                           << " (one GPU per rank: LOCAL_RANK selects it)");
+    }
+#endif
+    m_pg = std::make_unique<ProcessGroup>(env, m_dev);
+}
+
+void Trainer::sync_params() {
+    c10::NoGradGuard ng;
+    auto& ps = m_model->net.params();
+    m_pg->broadcast(ps.flat(), 0, "parameters");
+    m_pg->broadcast(m_ema, 0, "EMA parameters");
+    for (const auto& [name, b] : ps.buffers()) {
+        at::Tensor t = ps.buffer(name);
+        m_pg->broadcast(t, 0, "buffers");
+    }
+}
+
+std::vector<std::string> Trainer::rank_param_hashes() {
+    c10::NoGradGuard ng;
+    std::vector<at::Tensor> parts = {m_model->net.params().flat().to(at::kCPU)};
+    for (const auto& [name, b] : m_model->net.params().buffers()) parts.push_back(b.to(at::kCPU).to(at::kFloat).reshape({-1}));
+    const at::Tensor all = at::cat(parts).contiguous();
+    const std::string mine = sha256_hex(all.data_ptr(), static_cast<size_t>(all.numel()) * all.element_size());
+    if (m_world == 1) return {mine};
+    // Gather through a sum: each rank writes its digest (32 bytes as 4 int64 words) into its own row.
+    at::Tensor rows = at::zeros({m_world, 4}, at::TensorOptions().dtype(at::kLong));
+    for (int w = 0; w < 4; ++w)
+        rows[m_rank][w] = static_cast<int64_t>(std::stoull(mine.substr(static_cast<size_t>(w) * 16, 16), nullptr, 16));
+    at::Tensor dev_rows = rows.to(m_dev);
+    m_pg->allreduce_sum(dev_rows, "parameter checksums");
+    rows = dev_rows.to(at::kCPU);
+    std::vector<std::string> out;
+    for (int r = 0; r < m_world; ++r) {
+        std::ostringstream os;
+        for (int w = 0; w < 4; ++w)
+            os << std::hex << std::setw(16) << std::setfill('0') << static_cast<uint64_t>(rows[r][w].item<int64_t>());
+        out.push_back(os.str());
+    }
+    return out;
+}
+
+StepFlags Trainer::sync_step(at::Tensor& g, at::Tensor& loss, bool local_phase_done) {
+    StepFlags f;
+    f.phase_done = local_phase_done;
+    f.out_of_time = out_of_time();
+    f.checkpoint = m_rank == 0 && elapsed_s() - m_last_ckpt_s > m_tc.checkpoint_minutes * 60;
+    if (m_world == 1) {
+        loss = loss.detach();
+        return f;
+    }
+    c10::NoGradGuard ng;
+    const int64_t n = g.numel();
+    const at::Tensor flags = at::tensor({f.phase_done ? 1.f : 0.f, f.out_of_time ? 1.f : 0.f, f.checkpoint ? 1.f : 0.f},
+                                        at::TensorOptions().dtype(at::kFloat))
+                                 .to(m_dev);
+    // One fused bucket: [gradient | loss | flags], ~4 bytes per trained parameter.
+    at::Tensor buf = at::cat({g.reshape({-1}).to(at::kFloat), loss.detach().to(at::kFloat).reshape({1}), flags});
+    m_pg->allreduce_sum(buf, "gradients");
+    buf.div_(static_cast<double>(m_world));
+    g = buf.narrow(0, 0, n);
+    loss = buf.narrow(0, n, 1).reshape({});
+    const at::Tensor agreed = buf.narrow(0, n + 1, 3).to(at::kCPU);
+    const float* a = agreed.data_ptr<float>();
+    f.phase_done = a[0] > 0;
+    f.out_of_time = a[1] > 0;
+    f.checkpoint = a[2] > 0;
+    return f;
 }
 
 double Trainer::lr_at(const PhaseConfig& pc, int64_t step, double phase_s) const {
@@ -582,6 +699,7 @@ void Trainer::measure_latent_stats() {
     net.params().buffer("ae.latent_std").fill_(1);
     DataConfig dc = m_tc.data;
     dc.seed = mix(dc.seed, 0x57a75);
+    dc.rank = 0;   // the same clips on every rank
     ClipStream s(dc, 0, m_tc.threads, net.config().dit.prompt_len);
     std::vector<at::Tensor> zs;
     for (int i = 0; i < m_tc.stats_clips; ++i) {
@@ -594,6 +712,10 @@ void Trainer::measure_latent_stats() {
     at::Tensor sd = (z - mu).pow(2).mean({1}).sqrt().clamp_min(1e-3);   // [C] per-channel std
     net.params().buffer("ae.latent_mean").copy_(mu.view({-1}));
     net.params().buffer("ae.latent_std").copy_(sd);
+    if (m_world > 1) {   // bit-identical on every rank even where kernels differ
+        m_pg->broadcast(net.params().buffer("ae.latent_mean"), 0, "latent statistics");
+        m_pg->broadcast(net.params().buffer("ae.latent_std"), 0, "latent statistics");
+    }
     std::ostringstream os;
     os << "latent statistics from " << zs.size() << " clips: mean |mu| " << std::setprecision(3)
        << mu.abs().mean().item<float>() << ", std " << sd.min().item<float>() << ".." << sd.max().item<float>();
@@ -617,7 +739,8 @@ void Trainer::run_ae() {
     m_adam_m_loaded = m_adam_v_loaded = at::Tensor();
     fill_buffer(false);
     const int K = m_tc.data.clip_frames;
-    const int refresh_n = std::max(1, static_cast<int>(std::ceil(pc.batch / (pc.reuse * K))));
+    const int B = local_batch(pc);
+    const int refresh_n = std::max(1, static_cast<int>(std::ceil(B / (pc.reuse * K))));
     at::Tensor loss_acc = at::zeros({}, m_ema.options()), mse_acc = at::zeros({}, m_ema.options());
     int n_acc = 0;
     auto tlog = clock::now();
@@ -625,13 +748,15 @@ void Trainer::run_ae() {
     const auto phase_t0 = clock::now();
     const double phase_s0 = m_state.ae_seconds;
     auto phase_s = [&] { return phase_s0 + std::chrono::duration<double>(clock::now() - phase_t0).count(); };
-    while (!phase_done(pc, m_state.ae_step, phase_s()) && !out_of_time()) {
+    bool completed = phase_done(pc, m_state.ae_step, phase_s());
+    bool stop = completed || out_of_time();
+    while (!stop) {
         const int64_t step = m_state.ae_step;
         m_state.ae_seconds = phase_s();
         refresh(refresh_n, false);
-        std::mt19937_64 rng(mix(m_tc.seed, 0xae000000ull + static_cast<uint64_t>(step)));
-        std::vector<int64_t> ci(pc.batch), fi(pc.batch);
-        for (int b = 0; b < pc.batch; ++b) {
+        std::mt19937_64 rng(rank_seed(mix(m_tc.seed, 0xae000000ull + static_cast<uint64_t>(step))));
+        std::vector<int64_t> ci(B), fi(B);
+        for (int b = 0; b < B; ++b) {
             ci[b] = static_cast<int64_t>(rng() % static_cast<uint64_t>(m_buf_n));
             fi[b] = static_cast<int64_t>(rng() % static_cast<uint64_t>(K));
         }
@@ -644,16 +769,20 @@ void Trainer::run_ae() {
         at::Tensor d = rec - img;
         at::Tensor mse = d.pow(2).mean();
         at::Tensor loss = d.abs().mean() + mse;
-        opt_step(pc, step, m_state.ae_seconds, phase_grads(loss));
-        loss_acc += loss.detach();
-        mse_acc += mse.detach();
+        at::Tensor g = phase_grads(loss);
+        const StepFlags flags = sync_step(g, loss, phase_done(pc, step + 1, phase_s()));
+        opt_step(pc, step, m_state.ae_seconds, g);
+        loss_acc += loss;
+        mse_acc += mse.detach();   // this rank's (logged as reconstruction PSNR)
         ++n_acc;
         ++m_state.ae_step;
         ++m_chunk_ae_steps;
-        if (n_acc == m_tc.log_every || phase_done(pc, m_state.ae_step, phase_s())) {
+        completed = flags.phase_done;
+        stop = flags.phase_done || flags.out_of_time;
+        if (n_acc == m_tc.log_every || flags.phase_done) {
             const double l = loss_acc.item<double>() / n_acc, m = mse_acc.item<double>() / n_acc;
             const double dt = std::chrono::duration<double>(clock::now() - tlog).count();
-            const double fps = n_acc * pc.batch / dt;
+            const double fps = n_acc * pc.batch / dt;   // global batch: frames/s over all ranks
             if (first_window) m_res.ae_first_loss = l, first_window = false;
             m_res.ae_last_loss = l;
             m_res.samples_per_s = fps;
@@ -672,10 +801,10 @@ void Trainer::run_ae() {
             n_acc = 0;
             tlog = clock::now();
         }
-        if (elapsed_s() - m_last_ckpt_s > m_tc.checkpoint_minutes * 60) checkpoint(false);
+        if (flags.checkpoint) checkpoint(false);
     }
     m_state.ae_seconds = phase_s();
-    if (phase_done(pc, m_state.ae_step, m_state.ae_seconds)) {
+    if (completed) {
         m_state.phase = "dit";
         m_state.adam_t = 0;
         measure_latent_stats();
@@ -704,10 +833,10 @@ void Trainer::run_dit() {
     }
     fill_buffer(true);
     const ModelConfig& mc = net.config();
-    const int64_t K = m_tc.data.clip_frames, B = pc.batch, C = mc.ae.latent_channels;
+    const int64_t K = m_tc.data.clip_frames, B = local_batch(pc), C = mc.ae.latent_channels;
     const int64_t Pn = mc.dit.prompt_len;
     const int pad = m_model->vocab.pad_id();
-    const int refresh_n = std::max(1, static_cast<int>(std::ceil(pc.batch / pc.reuse)));
+    const int refresh_n = std::max(1, static_cast<int>(std::ceil(static_cast<double>(B) / pc.reuse)));
     at::Tensor loss_acc = at::zeros({}, m_ema.options());
     at::Tensor rel_num = at::zeros({}, m_ema.options()), rel_den = at::zeros({}, m_ema.options());
     int n_acc = 0;
@@ -720,11 +849,13 @@ void Trainer::run_dit() {
     const auto phase_t0 = clock::now();
     const double phase_s0 = m_state.dit_seconds;
     auto phase_s = [&] { return phase_s0 + std::chrono::duration<double>(clock::now() - phase_t0).count(); };
-    while (!phase_done(pc, m_state.dit_step, phase_s()) && !out_of_time()) {
+    bool completed = phase_done(pc, m_state.dit_step, phase_s());
+    bool stop = completed || out_of_time();
+    while (!stop) {
         const int64_t step = m_state.dit_step;
         m_state.dit_seconds = phase_s();
         refresh(refresh_n, true);
-        std::mt19937_64 rng(mix(m_tc.seed, 0xd17000000ull + static_cast<uint64_t>(step)));
+        std::mt19937_64 rng(rank_seed(mix(m_tc.seed, 0xd17000000ull + static_cast<uint64_t>(step))));
         std::vector<int64_t> ci(B);
         for (auto& c : ci) c = static_cast<int64_t>(rng() % static_cast<uint64_t>(m_buf_n));
         at::Tensor idx = at::tensor(ci, at::kLong).to(m_dev);
@@ -732,7 +863,7 @@ void Trainer::run_dit() {
         at::Tensor act = m_buf_act.index_select(0, idx);    // [B, K, 4]
         at::Tensor tok = m_buf_tok.index_select(0, idx);    // [B, 2, P]
         at::Tensor pof = m_buf_pof.index_select(0, idx);    // [B, K]
-        at::manual_seed(mix(m_tc.seed, 0x5eed000000ull + static_cast<uint64_t>(step)));
+        at::manual_seed(rank_seed(mix(m_tc.seed, 0x5eed000000ull + static_cast<uint64_t>(step))));
         at::Tensor t = at::sigmoid(at::randn({B, K}, fopt) * m_tc.logit_std + m_tc.logit_mean);   // [B, K]
         at::Tensor clean = at::rand({B, K}, fopt) < m_tc.p_clean_ctx;
         t = at::where(clean, at::rand({B, K}, fopt) * m_tc.t_ctx_max, t);
@@ -757,8 +888,10 @@ void Trainer::run_dit() {
         at::Tensor x0 = net.dit_masked(xt, prev, cond, kv);   // [B, K, C, h, w]
         at::Tensor per_frame = (x0 - z).pow(2).mean({2, 3, 4});   // [B, K]
         at::Tensor loss = (per_frame * frame_w).sum() / B;
-        opt_step(pc, step, m_state.dit_seconds, phase_grads(loss));
-        loss_acc += loss.detach();
+        at::Tensor g = phase_grads(loss);
+        const StepFlags flags = sync_step(g, loss, phase_done(pc, step + 1, phase_s()));
+        opt_step(pc, step, m_state.dit_seconds, g);
+        loss_acc += loss;
         {   // progress vs copy-last in latent space, on frames whose input is mostly noise (t > 0.7)
             c10::NoGradGuard ng;
             at::Tensor hi = (t > 0.7).to(at::kFloat) * frame_w;   // [B, K]
@@ -768,11 +901,13 @@ void Trainer::run_dit() {
         ++n_acc;
         ++m_state.dit_step;
         ++m_chunk_dit_steps;
-        if (n_acc == m_tc.log_every || phase_done(pc, m_state.dit_step, phase_s())) {
+        completed = flags.phase_done;
+        stop = flags.phase_done || flags.out_of_time;
+        if (n_acc == m_tc.log_every || flags.phase_done) {
             const double l = loss_acc.item<double>() / n_acc;
             const double rel = rel_num.item<double>() / std::max(rel_den.item<double>(), 1e-12);
             const double dt = std::chrono::duration<double>(clock::now() - tlog).count();
-            const double cps = n_acc * B / dt;
+            const double cps = n_acc * pc.batch / dt;   // global batch: clips/s over all ranks
             if (first_window) m_res.dit_first_loss = l, first_window = false;
             m_res.dit_last_loss = l;
             m_res.samples_per_s = cps;
@@ -793,11 +928,11 @@ void Trainer::run_dit() {
             n_acc = 0;
             tlog = clock::now();
         }
-        if (elapsed_s() - m_last_ckpt_s > m_tc.checkpoint_minutes * 60) checkpoint(false);
+        if (flags.checkpoint) checkpoint(false);
         (void)C;
     }
     m_state.dit_seconds = phase_s();
-    if (phase_done(pc, m_state.dit_step, m_state.dit_seconds)) m_state.phase = "done";
+    if (completed) m_state.phase = "done";
 }
 
 void Trainer::export_ema(const std::string& json_path) {
@@ -848,11 +983,28 @@ void Trainer::export_ema(const std::string& json_path) {
 
 void Trainer::checkpoint(bool final_export) {
     c10::NoGradGuard ng;
+    std::vector<std::string> hashes;
+    if (m_world > 1) {   // every rank takes part; a diverged group stops before overwriting the last checkpoint
+        hashes = rank_param_hashes();
+        for (int r = 1; r < m_world; ++r)
+            DC_CHECK(hashes[static_cast<size_t>(r)] == hashes[0],
+                     "parameters differ between rank 0 (sha256 " << hashes[0].substr(0, 16) << "…) and rank " << r
+                                                                 << " (" << hashes[static_cast<size_t>(r)].substr(0, 16)
+                                                                 << "…) at step ae " << m_state.ae_step << ", dit "
+                                                                 << m_state.dit_step
+                                                                 << "; the previous checkpoint is kept");
+        if (m_rank != 0) {
+            m_last_ckpt_s = elapsed_s();
+            return;
+        }
+    }
     const double now = elapsed_s();
     m_state.train_seconds = m_chunk_start_train_s + now;
-    json chunk = {{"device", device_name(m_dev)}, {"seconds", now}, {"ae_steps", m_chunk_ae_steps},
+    json chunk = {{"device", m_dev_name}, {"ranks", m_world}, {"seconds", now}, {"ae_steps", m_chunk_ae_steps},
                   {"dit_steps", m_chunk_dit_steps}};
     json st = m_state.to_json();
+    st["ranks"] = m_world;
+    if (!hashes.empty()) st["rank_param_sha256"] = hashes;
     st["chunks"].push_back(chunk);
     const std::string dir = m_out + "/checkpoint", tmp = m_out + "/checkpoint.new";
     fs::remove_all(tmp);
@@ -906,7 +1058,7 @@ TrainResult Trainer::run() {
     if (m_state.phase == "dit" && want_dit && !out_of_time()) run_dit();
     m_stream.reset();
     checkpoint(true);
-    if (!m_opt.export_path.empty()) {
+    if (!m_opt.export_path.empty() && m_rank == 0) {
         export_ema(m_opt.export_path);
         log_line("exported " + m_opt.export_path);
     }
@@ -914,6 +1066,7 @@ TrainResult Trainer::run() {
     m_res.dit_step = m_state.dit_step;
     m_res.finished = (m_opt.phase == "ae" && m_state.phase != "ae") || m_state.phase == "done";
     m_res.model_path = m_out + "/model.json";
+    m_res.world_size = m_world;
     return m_res;
 }
 

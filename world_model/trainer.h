@@ -10,6 +10,8 @@
 // from a replay buffer of pre-encoded clips that is refreshed from the game threads every step; "both" runs ae then
 // dit. A run folder holds run.json (the resolved configuration), checkpoint/ (state.json, params/ema/adam tensors as
 // safetensors) and model.json + model-NNNNN.safetensors (the EMA weights in bf16, written at every checkpoint).
+// Several ranks (TrainOptions::nproc, world_model/distributed.h) train one model data-parallel: identical parameters,
+// per-rank data, one all-reduce of the flat gradient per step; rank 0 writes the run folder.
 // Exact resume: the data stream is a pure function of (seed, clip index) and the step's noise of (seed, step), so a
 // resumed run continues the same sequence (bit-exact on the CPU; on CUDA up to kernel nondeterminism).
 #pragma once
@@ -37,6 +39,11 @@ struct TrainOptions {
     int threads = -1;                    // data threads; -1 = config (0 = all cores but two)
     int log_every = -1;                  // progress line period in steps; -1 = config
     bool quiet = false;                  // no progress lines (tests)
+    // Data parallel (world_model/distributed.h): --nproc N starts N ranks on this host; a process started by a
+    // launcher (WORLD_SIZE, RANK, … in the environment) joins its group. The configured batch is the global batch,
+    // split evenly over the ranks.
+    int nproc = 1;
+    double dist_timeout_s = 120;         // a collective waiting longer than this fails the run
 };
 
 struct TrainResult {
@@ -47,6 +54,7 @@ struct TrainResult {
     double data_frames_per_s = 0;        // game frames generated per second by the data threads
     bool finished = false;               // all requested steps are done
     std::string model_path;              // model.json written
+    int world_size = 1;                  // ranks that trained together
 };
 
 TrainResult train_world_model(const TrainOptions& options);
