@@ -14,6 +14,12 @@
 #include "attention/attention_bench.h"
 #include "common/common.h"
 
+#ifdef DC_HAVE_CUDA
+#include <torch/version.h>
+
+#include "attention/cuda/cuda_ops.h"
+#endif
+
 namespace dc {
 
 // ---- synthetic frames -------------------------------------------------------------------------------------------
@@ -196,6 +202,62 @@ std::string fmt(const char* f, double x) {
 }
 std::string opt(double x, const char* f = "%.3f") { return x < 0 ? std::string("–") : fmt(f, x); }
 
+#ifdef DC_HAVE_CUDA
+// Dense self-attention of one frame over a cache of `frames` frames: the split-KV kernel's achieved bandwidth on the
+// keys, values and bias it must read, against the card's device-to-device copy bandwidth, and torch's own attention
+// (scaled_dot_product_attention, without the per-key bias) on the same tensors.
+std::string dense_bandwidth_section(const AttentionBenchConfig& c) {
+    const at::ScalarType dt = c.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
+    const auto o = at::TensorOptions().device(at::kCUDA).dtype(dt);
+    const int64_t H = c.heads, D = c.head_dim, N = c.tokens, T = c.frames * c.tokens;
+    at::manual_seed(c.seed);
+    KvCache cache(H, D, dt, at::Device(at::kCUDA));
+    for (int64_t f0 = 0; f0 < c.frames; f0 += 256) {   // appended in chunks (frame ids do not matter here)
+        const int64_t n = std::min<int64_t>(256, c.frames - f0) * N;
+        cache.append(at::randn({1, H, n, D}, o), at::randn({1, H, n, D}, o), f0);
+    }
+    at::Tensor q = at::randn({1, H, N, D}, o), k = at::randn({1, H, N, D}, o), v = at::randn({1, H, N, D}, o);
+    auto attn = make_attention(AttentionSpec::parse("dense"));
+    AttentionContext ctx;
+    ctx.frame = c.frames;
+    auto timed = [&](auto&& f) {
+        f();
+        sync(q);
+        std::vector<double> ts;
+        for (int i = 0; i < std::max(c.repeats, 10); ++i)
+            ts.push_back(time_ms([&] {
+                at::Tensor out = f();
+                sync(out);
+            }));
+        return median(ts);
+    };
+    const double dense_ms = timed([&] { return attn->self_attend(q, k, v, cache, ctx, nullptr); });
+    const double esize = static_cast<double>(c10::elementSize(dt));
+    const double kv_bytes = static_cast<double>(T) * H * (2 * D * esize + 4);   // keys + values + f32 bias
+    // Copy bandwidth: read + write of a buffer as large as the cache.
+    at::Tensor src = at::empty({static_cast<int64_t>(kv_bytes)}, at::TensorOptions().device(at::kCUDA).dtype(at::kByte));
+    at::Tensor dst = at::empty_like(src);
+    const double copy_ms = timed([&] { return dst.copy_(src); });
+    const double copy_gbs = 2 * kv_bytes / (copy_ms * 1e6), dense_gbs = kv_bytes / (dense_ms * 1e6);
+    std::ostringstream os;
+    os << "\nDense kernel bandwidth at " << c.frames << " frames (" << T << " cached keys, " << H << " heads × " << D
+       << ", " << c.dtype << "): split-KV kernel " << fmt("%.3f", dense_ms) << " ms for " << fmt("%.0f", kv_bytes / 1e6)
+       << " MB of keys, values and bias = " << fmt("%.0f", dense_gbs) << " GB/s; device copy (read + write) "
+       << fmt("%.0f", copy_gbs) << " GB/s; kernel / copy = " << fmt("%.0f%%", 100 * dense_gbs / copy_gbs) << ".";
+#if TORCH_VERSION_MAJOR >= 2
+    {
+        at::Tensor kk = at::cat({cache.keys(), k}, 2), vv = at::cat({cache.values(), v}, 2);
+        const double sdpa_ms = timed([&] { return at::scaled_dot_product_attention(q, kk, vv); });
+        os << " torch scaled_dot_product_attention on the same keys (no bias): " << fmt("%.3f", sdpa_ms) << " ms = "
+           << fmt("%.0f", static_cast<double>(T) * H * 2 * D * esize / (sdpa_ms * 1e6)) << " GB/s; split-KV kernel "
+           << fmt("%.1f×", sdpa_ms / dense_ms) << " faster.";
+    }
+#endif
+    os << "\n";
+    return os.str();
+}
+#endif
+
 }  // namespace
 
 std::string run_attention_bench(const AttentionBenchConfig& c) {
@@ -213,8 +275,12 @@ std::string run_attention_bench(const AttentionBenchConfig& c) {
         DC_FAIL("bench device \"cuda\" requested but this build has no CUDA kernels (build with a CUDA LibTorch)");
 #endif
     }
+    std::string device = c.device;
+#ifdef DC_HAVE_CUDA
+    if (c.device == "cuda") device = "cuda, " + cuda::device_name(0);
+#endif
     std::ostringstream os;
-    os << "Attention bench: device " << c.device << " (" << c.dtype << ", " << at::get_num_threads()
+    os << "Attention bench: device " << device << " (" << c.dtype << ", " << at::get_num_threads()
        << " torch threads), " << c.heads << " heads × " << c.head_dim << ", " << c.tokens << " tokens/frame, "
        << "measured at frame " << c.frames << " (layer " << c.n_layers - 1 << "/" << c.n_layers << ", step "
        << c.n_steps - 1 << "/" << c.n_steps << "), drift " << c.drift << ", " << c.replace_fraction * 100
@@ -237,6 +303,9 @@ std::string run_attention_bench(const AttentionBenchConfig& c) {
            << fmt("%.1f", static_cast<double>(r.bytes) / 1e6) << " | "
            << fmt("%.1f", static_cast<double>(r.index_bytes) / 1e6) << " |\n";
     }
+#ifdef DC_HAVE_CUDA
+    if (c.device == "cuda") os << dense_bandwidth_section(c);
+#endif
     if (c.sweep) {
         os << "\nAnnSA sweep (self-attention; dense cache and TempCache cache; sparse at any cache size):\n\n"
            << "| cache | bits | probes | self ms | first self ms | density | recall |\n|---|---|---|---|---|---|---|\n";

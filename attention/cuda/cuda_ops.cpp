@@ -174,6 +174,15 @@ bool available() {
     return n > 0 && at::hasCUDA();
 }
 
+std::string device_name(int index) {
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, index) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return "cuda:" + std::to_string(index);
+    }
+    return prop.name;
+}
+
 at::Tensor dense_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
                            const at::Tensor& bias, const at::Tensor& frames, const at::Tensor& k_cur,
                            const at::Tensor& v_cur, const at::Tensor& slope, int64_t frame) {
