@@ -67,6 +67,10 @@ std::string fmt(double v, int prec = 1) {
     return os.str();
 }
 
+std::string pct(double fraction, int prec = 0) {
+    return std::isfinite(fraction) ? fmt(100 * fraction, prec) + "%" : "n/a";
+}
+
 std::string mb(double bytes) { return bytes < 0 ? "n/a" : fmt(bytes / 1e6, 1); }
 
 // ---- device: card name, memory statistics ---------------------------------------------------------------------
@@ -924,19 +928,22 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
        << f100 << " | speedup vs dense @" << F << " | denoise / commit / decode ms @" << F << " | cache MB @" << F
        << " | " << (cuda ? "peak GPU MB" : "peak RSS MB") << " @" << f300 << " → @" << F << " | growth |\n";
     md << "|---|---|---|---|---|---|---|---|---|---|\n";
-    const double dense_end = dense ? mean_around(dense->rows, F - h, h, step_ms) : NAN;
+    // Figures "at the end" are at frame F, or at the last frame a configuration stopped at the time limit reached
+    // (its speedup is then against dense at that same frame).
+    auto end_of = [&](const RunResult& r) { return (r.rows.empty() ? F : r.rows.back().frame) - h; };
+    auto dense_at = [&](int64_t frame) { return dense ? mean_around(dense->rows, frame, h, step_ms) : NAN; };
     for (const auto& r : runs) {
-        const double a = mean_around(r.rows, f100, h, step_ms), b = mean_around(r.rows, F - h, h, step_ms);
-        const double fa = mean_around(r.rows, f100, h, fps), fb = mean_around(r.rows, F - h, h, fps);
+        const double a = mean_around(r.rows, f100, h, step_ms), b = mean_around(r.rows, end_of(r), h, step_ms);
+        const double fa = mean_around(r.rows, f100, h, fps), fb = mean_around(r.rows, end_of(r), h, fps);
         const Row* r300 = row_at(r.rows, f300);
         const Row* rend = r.rows.empty() ? nullptr : &r.rows.back();
         const double m300 = r300 ? mem_peak(*r300, cuda) : NAN, mend = rend ? mem_peak(*rend, cuda) : NAN;
         md << "| " << r.def.name << (r.truncated ? " (stopped at frame " + std::to_string(r.rows.size()) + ")" : "")
-           << " | " << fmt(a) << " | " << fmt(b) << " | " << fmt(fb) << " | " << fmt(100 * fb / fa, 0) << "% | "
-           << (dense_end > 0 ? fmt(dense_end / b, 2) + "×" : "n/a") << " | "
-           << fmt(mean_around(r.rows, F - h, h, [](const Row& x) { return x.denoise_ms; })) << " / "
-           << fmt(mean_around(r.rows, F - h, h, [](const Row& x) { return x.commit_ms; })) << " / "
-           << fmt(mean_around(r.rows, F - h, h, [](const Row& x) { return x.decode_ms; })) << " | "
+           << " | " << fmt(a) << " | " << fmt(b) << " | " << fmt(fb) << " | " << pct(fb / fa) << " | "
+           << (dense_at(end_of(r)) > 0 ? fmt(dense_at(end_of(r)) / b, 2) + "×" : "n/a") << " | "
+           << fmt(mean_around(r.rows, end_of(r), h, [](const Row& x) { return x.denoise_ms; })) << " / "
+           << fmt(mean_around(r.rows, end_of(r), h, [](const Row& x) { return x.commit_ms; })) << " / "
+           << fmt(mean_around(r.rows, end_of(r), h, [](const Row& x) { return x.decode_ms; })) << " | "
            << (rend ? mb(static_cast<double>(rend->cache_bytes)) : "n/a") << " | " << mb(m300) << " → " << mb(mend)
            << " | " << (m300 > 0 ? fmt(100 * (mend / m300 - 1), 1) + "%" : "n/a") << " |\n";
     }
@@ -971,12 +978,12 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
           "bandwidth achieved |\n|---|---|---|---|---|---|---|---|\n";
     for (const auto& r : runs) {
         if (r.rows.empty()) continue;
-        const double fl = mean_around(r.rows, F - h, h, [](const Row& x) { return x.cost.flops; });
-        const double by = mean_around(r.rows, F - h, h, [](const Row& x) { return x.cost.bytes; });
-        const double kv = mean_around(r.rows, F - h, h, [](const Row& x) { return x.cost.kv_bytes; });
-        const double ms = mean_around(r.rows, F - h, h, step_ms);
+        const double fl = mean_around(r.rows, end_of(r), h, [](const Row& x) { return x.cost.flops; });
+        const double by = mean_around(r.rows, end_of(r), h, [](const Row& x) { return x.cost.bytes; });
+        const double kv = mean_around(r.rows, end_of(r), h, [](const Row& x) { return x.cost.kv_bytes; });
+        const double ms = mean_around(r.rows, end_of(r), h, step_ms);
         const double dc_ms =
-            mean_around(r.rows, F - h, h, [](const Row& x) { return x.denoise_ms + x.commit_ms; });
+            mean_around(r.rows, end_of(r), h, [](const Row& x) { return x.denoise_ms + x.commit_ms; });
         double floor_ms = NAN;
         if (peak.flops > 0 && peak.bytes_per_s > 0)
             floor_ms = 1000.0 * std::max(fl / peak.flops, by / peak.bytes_per_s);
@@ -996,7 +1003,7 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
     for (const auto& r : runs)
         if (r.def.name == "all") all = &r;
     if (dense && all && !all->rows.empty()) {
-        const double sp = dense_end / mean_around(all->rows, F - h, h, step_ms);
+        const double sp = dense_at(end_of(*all)) / mean_around(all->rows, end_of(*all), h, step_ms);
         const double pd = mean_all(all->rows, [](const Row& x) { return x.psnr_dense; });
         md << "| all modules ≥ 15× faster than dense at frame " << F << " | " << fmt(sp, 2) << "× | "
            << verdict(sp >= 15, "by " + fmt(15 / sp, 1) + "×") << " |\n";
@@ -1005,7 +1012,7 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
     }
     for (const auto& r : runs) {
         if (r.def.name == "dense" || r.def.name == "dense-torch" || !dense || r.rows.empty()) continue;
-        const double sp = dense_end / mean_around(r.rows, F - h, h, step_ms);
+        const double sp = dense_at(end_of(r)) / mean_around(r.rows, end_of(r), h, step_ms);
         const double pd = mean_all(r.rows, [](const Row& x) { return x.psnr_dense; });
         md << "| " << r.def.name << ": ≥ 15× vs dense, PSNR vs dense ≥ 30 dB | " << fmt(sp, 2) << "×, " << fmt(pd, 2)
            << " dB | " << verdict(sp >= 15 && pd >= 30, (sp < 15 ? "speed by " + fmt(15 / sp, 1) + "× " : "") +
@@ -1014,12 +1021,12 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
     }
     for (const auto& r : runs) {
         if (r.rows.empty()) continue;
-        const double fa = mean_around(r.rows, f100, h, fps), fb = mean_around(r.rows, F - h, h, fps);
+        const double fa = mean_around(r.rows, f100, h, fps), fb = mean_around(r.rows, end_of(r), h, fps);
         const Row* r300 = row_at(r.rows, f300);
         const double m300 = r300 ? mem_peak(*r300, cuda) : NAN, mend = mem_peak(r.rows.back(), cuda);
         const double growth = 100 * (mend / m300 - 1);
         md << "| " << r.def.name << ": fps @" << F << " ≥ 90% of @" << f100 << "; peak memory growth " << f300
-           << "→" << F << " ≤ 5% | " << fmt(100 * fb / fa, 0) << "%, " << (m300 > 0 ? fmt(growth, 1) + "%" : "n/a")
+           << "→" << F << " ≤ 5% | " << pct(fb / fa) << ", " << (m300 > 0 ? fmt(growth, 1) + "%" : "n/a")
            << " | "
            << verdict(fb >= 0.9 * fa && m300 > 0 && growth <= 5,
                       (fb < 0.9 * fa ? "fps by " + fmt(90 - 100 * fb / fa, 0) + " points " : "") +
@@ -1028,11 +1035,11 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
            << " |\n";
     }
     if (dense && !dense->rows.empty() && peak.bytes_per_s > 0) {
-        const double kv = mean_around(dense->rows, F - h, h, [](const Row& x) { return x.cost.kv_bytes; });
+        const double kv = mean_around(dense->rows, end_of(*dense), h, [](const Row& x) { return x.cost.kv_bytes; });
         const double dc_ms =
-            mean_around(dense->rows, F - h, h, [](const Row& x) { return x.denoise_ms + x.commit_ms; });
+            mean_around(dense->rows, end_of(*dense), h, [](const Row& x) { return x.denoise_ms + x.commit_ms; });
         const double frac = kv / (dc_ms / 1000.0) / peak.bytes_per_s;
-        md << "| dense kernel ≥ 50% of KV bandwidth | " << fmt(100 * frac, 0) << "% (lower bound) | "
+        md << "| dense kernel ≥ 50% of KV bandwidth | " << pct(frac) << " (lower bound) | "
            << verdict(frac >= 0.5, "by " + fmt(50 - 100 * frac, 0) + " points") << " |\n";
     }
     if (cuda) {
