@@ -1,6 +1,10 @@
 #include "common/common.h"
 
+#include <ftw.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <array>
 #include <cstdint>
@@ -189,6 +193,21 @@ std::string sha256_file(const std::string& path) {
         s.update(reinterpret_cast<const uint8_t*>(buf.data()), size_t(in.gcount()));
     }
     return s.finish();
+}
+
+namespace {
+int remove_entry(const char* path, const struct stat*, int type, struct FTW*) {
+    const int rc = type == FTW_DP ? ::rmdir(path) : ::unlink(path);
+    if (rc != 0 && errno != ENOENT) return errno;
+    return 0;
+}
+}  // namespace
+
+void remove_tree(const std::string& path) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) return;   // nothing there
+    const int rc = ::nftw(path.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    DC_CHECK(rc == 0, "cannot remove '" << path << "': " << std::strerror(rc > 0 ? rc : errno));
 }
 
 }  // namespace dc

@@ -42,6 +42,11 @@ std::string assets_dir();
 // Reads a whole file; throws dc::Error naming the file when it cannot be opened.
 std::string read_text_file(const std::string& path);
 
+// Removes a file or a folder with everything in it (no error when it does not exist; throws dc::Error naming the
+// entry that could not be removed). POSIX nftw, not std::filesystem::remove_all: a CUDA LibTorch wheel exports its
+// own std::filesystem symbols, and its remove_all crashed when the dynamic linker bound our calls to it.
+void remove_tree(const std::string& path);
+
 // SHA-256 of a byte range / file, as 64 lowercase hex characters (weights and recordings carry checksums).
 std::string sha256_hex(const void* data, size_t size);
 std::string sha256_file(const std::string& path);

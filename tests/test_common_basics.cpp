@@ -39,3 +39,23 @@ TEST_CASE("asset_path finds shipped assets and names the places it looked otherw
         CHECK(std::string(e.what()).find("DC_ASSETS") != std::string::npos);
     }
 }
+
+TEST_CASE("remove_tree removes a folder with nested files and links, and accepts a missing path", "[common]") {
+    namespace fs = std::filesystem;
+    const fs::path root = fs::temp_directory_path() / "dc_remove_tree_test";
+    fs::remove_all(root);
+    fs::create_directories(root / "a" / "b");
+    std::ofstream(root / "a" / "b" / "f.bin") << "x";
+    std::ofstream(root / "g.txt") << "y";
+    const fs::path outside = fs::temp_directory_path() / "dc_remove_tree_target.txt";
+    std::ofstream(outside) << "kept";
+    fs::create_symlink(outside, root / "a" / "link");   // the link goes, its target stays
+    dc::remove_tree(root.string());
+    CHECK_FALSE(fs::exists(root));
+    CHECK(fs::exists(outside));
+    fs::remove(outside);
+    dc::remove_tree(root.string());   // already gone: no error
+    std::ofstream(root.string()) << "a plain file";
+    dc::remove_tree(root.string());
+    CHECK_FALSE(fs::exists(root));
+}

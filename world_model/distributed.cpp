@@ -238,7 +238,7 @@ int launch_local_ranks(int nproc, const std::string& rendezvous_dir, bool cuda, 
     namespace fs = std::filesystem;
     fs::create_directories(rendezvous_dir);
     const std::string store = rendezvous_dir + "/rendezvous-" + std::to_string(getpid());
-    fs::remove(store);
+    ::unlink(store.c_str());
     std::vector<std::string> gpus;
     if (cuda) {
         gpus = visible_gpus(nproc);
@@ -319,8 +319,7 @@ int launch_local_ranks(int nproc, const std::string& rendezvous_dir, bool cuda, 
                 if (p > 0) kill(p, SIGTERM);
         }
     }
-    std::error_code ec;
-    fs::remove(store, ec);
+    ::unlink(store.c_str());
     return result;
 }
 

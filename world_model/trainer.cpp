@@ -1007,7 +1007,7 @@ void Trainer::checkpoint(bool final_export) {
     if (!hashes.empty()) st["rank_param_sha256"] = hashes;
     st["chunks"].push_back(chunk);
     const std::string dir = m_out + "/checkpoint", tmp = m_out + "/checkpoint.new";
-    fs::remove_all(tmp);
+    remove_tree(tmp);
     fs::create_directories(tmp);
     st::save(tmp + "/params.safetensors", m_model->net.params().named_tensors(), st::DType::f32);
     st::save(tmp + "/ema.safetensors", {{"ema", m_ema}}, st::DType::f32);
@@ -1016,7 +1016,7 @@ void Trainer::checkpoint(bool final_export) {
     if (!am.defined()) am = av = at::zeros({0});
     st::save(tmp + "/adam.safetensors", {{"m", am}, {"v", av}}, st::DType::f32);
     std::ofstream(tmp + "/state.json") << st.dump(2) << "\n";
-    fs::remove_all(dir);
+    remove_tree(dir);
     fs::rename(tmp, dir);
     RunState saved = m_state;
     m_state.chunks = st["chunks"];
