@@ -112,8 +112,12 @@ struct Row {
     int64_t tokens = 0, bytes = 0, index_bytes = 0;
 };
 
-void sync(const at::Tensor& t) {
-    if (t.is_cuda()) (void)t.sum().item<double>();   // waits for the queued kernels
+void sync(const at::Tensor& t) {   // waits for the queued kernels
+#ifdef DC_HAVE_CUDA
+    if (t.is_cuda()) cuda::synchronize();
+#else
+    (void)t;
+#endif
 }
 
 template <class F>

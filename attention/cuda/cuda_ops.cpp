@@ -174,6 +174,8 @@ bool available() {
     return n > 0 && at::hasCUDA();
 }
 
+void synchronize() { DC_CHECK(cudaDeviceSynchronize() == cudaSuccess, "CUDA: " << cudaGetErrorString(cudaGetLastError())); }
+
 std::string device_name(int index) {
     cudaDeviceProp prop{};
     if (cudaGetDeviceProperties(&prop, index) != cudaSuccess) {

@@ -16,6 +16,7 @@ namespace dc::cuda {
 
 bool available();   // a CUDA device is present and this build has the kernels
 std::string device_name(int index = 0);   // the card's name ("NVIDIA H100 80GB HBM3"), for benchmark reports
+void synchronize();                        // waits for all queued work of the current device (timings)
 
 // Split-KV (flash-decoding) dense attention of one frame of queries over [cache ‖ current frame].
 // q, k_cur, v_cur [1, H, N, D]; k_cache, v_cache [1, H, T, D] (T may be 0); bias [1, H, T] f32; frames [T] i64;
