@@ -84,7 +84,17 @@ struct BucketedArgs {
     int bits = 0;
     int32_t* n_scored = nullptr;  // [H, N] contiguous: cached keys scored per query
 };
+// Per-query kernel (one warp per (head, query), keys gathered through perm, CUDA cores): the reference path, and the
+// float32 path. Needs no workspace.
 cudaError_t bucketed_attention(const BucketedArgs& a, cudaStream_t stream);
+// Bucket-major kernel (bucket_major_attention.cu): each probed bucket's keys are read once per head and chunk and
+// scored against every query probing it on tensor cores; (m, l, o) partials per (query, bucket, chunk) are merged
+// per query. Same results as bucketed_attention up to bf16 rounding of P. bf16 only: float32 arguments run
+// bucketed_attention (workspace_bytes is then 0). The workspace (16-byte aligned, bucketed_attention_workspace_bytes
+// of it) holds the per-bucket query lists and the partials; it needs no initialisation. No host synchronisation.
+size_t bucketed_attention_workspace_bytes(const BucketedArgs& a);
+cudaError_t bucketed_attention_bucket_major(const BucketedArgs& a, void* workspace, size_t workspace_bytes,
+                                            cudaStream_t stream);
 
 // ---- 5. TempCache
 // ----------------------------------------------------------------------------------------------------- Match: for each
