@@ -297,6 +297,106 @@ TEST_CASE("cuda bucketed attention scores exactly the probed buckets and the fra
 #endif
 }
 
+TEST_CASE("cuda bucket-major AnnSA matches the reference and the per-query kernel", "[cuda][attention]") {
+#ifndef DC_HAVE_CUDA
+    WARN("built without the CUDA kernels (CPU LibTorch): skipped");
+#else
+    if (!cuda_ready()) return;
+    at::manual_seed(16);
+    enum class Probes { random, all_equal, repeated, own_and_flips };
+    struct Case {
+        at::ScalarType dtype;
+        int64_t H, N, D, T;
+        int bits;
+        int64_t P;
+        Probes probes;
+        bool strided;  // the cache is a KvCache-style view of larger storage
+        int code_range;  // keys' codes drawn from [0, code_range) (< 2^bits: empty buckets); 0 = all buckets
+    };
+    using A = at::ScalarType;
+    for (const Case& c : {
+             Case{A::BFloat16, 2, 37, 64, 300, 3, 2, Probes::random, false, 0},          // small cache
+             Case{A::BFloat16, 2, 20, 64, 0, 3, 2, Probes::random, false, 0},            // T = 0
+             Case{A::BFloat16, 3, 64, 32, 5000, 6, 8, Probes::own_and_flips, false, 0},  // D = 32
+             Case{A::BFloat16, 3, 64, 64, 5000, 6, 8, Probes::own_and_flips, true, 0},   // D = 64, views
+             Case{A::BFloat16, 2, 48, 128, 3000, 6, 8, Probes::own_and_flips, false, 0}, // D = 128
+             Case{A::BFloat16, 2, 70, 64, 4000, 6, 8, Probes::all_equal, false, 0},      // one bucket for all
+             Case{A::BFloat16, 2, 70, 64, 4000, 6, 8, Probes::repeated, false, 0},       // probes repeat
+             Case{A::BFloat16, 2, 100, 64, 20000, 8, 4, Probes::random, false, 0},       // 256 buckets
+             Case{A::BFloat16, 2, 90, 64, 3000, 8, 6, Probes::random, false, 16},        // most buckets empty
+             Case{A::BFloat16, 1, 300, 64, 6000, 1, 1, Probes::random, false, 0},        // 150 queries a bucket
+             Case{A::BFloat16, 1, 16, 64, 20000, 1, 1, Probes::random, false, 0},        // buckets in many chunks
+             Case{A::BFloat16, 2, 33, 64, 900, 2, 9, Probes::random, false, 0},          // P ≥ 2^bits
+             Case{A::BFloat16, 2, 40, 64, 1000, 4, 0, Probes::random, false, 0},         // P = 0: frame only
+             Case{A::Float, 2, 37, 64, 1500, 3, 2, Probes::repeated, false, 0},          // float32
+             Case{A::Float, 2, 33, 128, 900, 8, 4, Probes::random, false, 0},
+         }) {
+        CAPTURE(c.dtype, c.H, c.N, c.D, c.T, c.bits, c.P, static_cast<int>(c.probes), c.strided, c.code_range);
+        const int64_t nb = int64_t{1} << c.bits;
+        at::Tensor q = randn({1, c.H, c.N, c.D}, c.dtype, 1.5), ku = randn({1, c.H, c.N, c.D}, c.dtype),
+                   vu = randn({1, c.H, c.N, c.D}, c.dtype);
+        at::Tensor kc, vc;
+        if (c.strided) {  // [1, H, T, D] views of [1, H, T + 77, D] storage, as KvCache::keys() returns
+            kc = randn({1, c.H, c.T + 77, c.D}, c.dtype).narrow(2, 0, c.T);
+            vc = randn({1, c.H, c.T + 77, c.D}, c.dtype).narrow(2, 0, c.T);
+        } else {
+            kc = randn({1, c.H, c.T, c.D}, c.dtype);
+            vc = randn({1, c.H, c.T, c.D}, c.dtype);
+        }
+        at::Tensor bias = at::rand({1, c.H, c.T}, cpu(at::kFloat));
+        at::Tensor frames = at::randint(0, 30, {c.T}, cpu(at::kLong));
+        at::Tensor slope = at::full({c.H}, 0.03, cpu(at::kFloat));
+        at::Tensor codes = at::randint(0, c.code_range > 0 ? c.code_range : nb, {1, c.H, c.T}, cpu(at::kInt));
+        at::Tensor probes = at::randint(0, nb, {1, c.H, c.N, c.P}, cpu(at::kInt));
+        if (c.probes == Probes::all_equal) probes.fill_(5 % nb);
+        if (c.probes == Probes::repeated) probes.remainder_(3);  // few distinct values: many repeats per row
+        if (c.probes == Probes::own_and_flips && c.P > 0) {
+            at::Tensor own = probes.select(3, 0);
+            for (int64_t p = 1; p < c.P; ++p)
+                probes.select(3, p).copy_(own.bitwise_xor(int64_t{1} << ((p - 1) % c.bits)));
+        }
+        if (c.P > 0) probes.select(3, c.P - 1).add_(nb);  // taken modulo 2^bits
+        at::Tensor kcd = c.strided ? at::empty({1, c.H, c.T + 77, c.D}, cpu(c.dtype).device(kCuda)) : at::Tensor();
+        at::Tensor vcd = c.strided ? at::empty({1, c.H, c.T + 77, c.D}, cpu(c.dtype).device(kCuda)) : at::Tensor();
+        at::Tensor kc_gpu = c.strided ? kcd.narrow(2, 0, c.T).copy_(kc) : kc.to(kCuda);
+        at::Tensor vc_gpu = c.strided ? vcd.narrow(2, 0, c.T).copy_(vc) : vc.to(kCuda);
+        auto [perm, offsets] = dc::cuda::bucket_sort(codes.to(kCuda), c.bits);
+        auto run = [&](dc::cuda::BucketedKernel kernel) {
+            poison_allocator(c.H * c.N * c.D * 4);
+            return dc::cuda::bucketed_attention_using(kernel, q.to(kCuda), probes.to(kCuda), kc_gpu, vc_gpu,
+                                                      bias.to(kCuda), frames.to(kCuda), perm, offsets, ku.to(kCuda),
+                                                      vu.to(kCuda), slope.to(kCuda), 30);
+        };
+        auto [out, scored] = run(dc::cuda::BucketedKernel::bucket_major);
+        auto [out_ref, scored_ref] = run(dc::cuda::BucketedKernel::per_query);
+        REQUIRE(out.sizes() == q.sizes());
+        REQUIRE(scored.sizes() == at::IntArrayRef({1, c.H, c.N}));
+        CHECK(all_finite(out));
+        at::Tensor allowed = c.P > 0 ? codes[0].unsqueeze(1).unsqueeze(3).eq(probes[0].remainder(nb).unsqueeze(2)).any(3)
+                                     : at::zeros({c.H, c.N, c.T}, cpu(at::kBool));  // [H, N, T]
+        at::Tensor ref = reference(q, kc, vc, bias, frames, ku, vu, slope, 30, allowed);
+        CHECK(rel_err(out, ref) < tolerance(c.dtype));
+        CHECK(rel_err(out, out_ref) < tolerance(c.dtype));
+        CHECK(scored.cpu()[0].to(at::kLong).equal(allowed.sum(2)));
+        CHECK(scored.cpu().equal(scored_ref.cpu()));
+    }
+    // The default kernel (bucketed_attention) is one of the two and probing every bucket is dense attention.
+    at::Tensor q = randn({1, 2, 30, 64}, at::kBFloat16), kc = randn({1, 2, 4000, 64}, at::kBFloat16),
+               vc = randn({1, 2, 4000, 64}, at::kBFloat16), ku = randn({1, 2, 30, 64}, at::kBFloat16),
+               vu = randn({1, 2, 30, 64}, at::kBFloat16);
+    at::Tensor codes = at::randint(0, 4, {1, 2, 4000}, cpu(at::kInt));
+    at::Tensor probes = at::arange(4, cpu(at::kInt)).view({1, 1, 1, 4}).expand({1, 2, 30, 4}).contiguous();
+    auto [perm, offsets] = dc::cuda::bucket_sort(codes.to(kCuda), 2);
+    auto sparse =
+        dc::cuda::bucketed_attention(q.to(kCuda), probes.to(kCuda), kc.to(kCuda), vc.to(kCuda), at::Tensor(),
+                                     at::Tensor(), perm, offsets, ku.to(kCuda), vu.to(kCuda), at::Tensor(), 0);
+    at::Tensor dense = dc::cuda::dense_attention(q.to(kCuda), kc.to(kCuda), vc.to(kCuda), at::Tensor(), at::Tensor(),
+                                                 ku.to(kCuda), vu.to(kCuda), at::Tensor(), 0);
+    CHECK(rel_err(sparse.first, dense) < 1e-2);
+    CHECK(sparse.second.cpu().eq(4000).all().item<bool>());
+#endif
+}
+
 TEST_CASE("cuda TempCache match finds the best candidate and its cosine", "[cuda][attention]") {
 #ifndef DC_HAVE_CUDA
     WARN("built without the CUDA kernels (CPU LibTorch): skipped");

@@ -838,7 +838,8 @@ cudaError_t bucketed_attention_bucket_major(const BucketedArgs& ba, void* worksp
     if (a.T > 0 && (!rows_ok(a.k_cache, 2) || !rows_ok(a.v_cache, 2) || ba.perm == nullptr || ba.offsets == nullptr))
         return cudaErrorInvalidValue;
     BmLayout L;
-    if (!bm_layout(ba, &L) || workspace == nullptr || reinterpret_cast<uintptr_t>(workspace) % 16 != 0 ||
+    if (!bm_layout(ba, &L)) return bucketed_attention(ba, stream);  // partials beyond 2^30 rows: the per-query kernel
+    if (workspace == nullptr || reinterpret_cast<uintptr_t>(workspace) % 16 != 0 ||
         workspace_bytes < L.total)
         return cudaErrorInvalidValue;
 

@@ -261,12 +261,26 @@ std::pair<at::Tensor, at::Tensor> bucket_sort(const at::Tensor& codes, int bits)
     return {perm, offsets};
 }
 
+// The kernel bucketed_attention runs. per_query is the previous warp-per-query kernel, kept as the reference.
+constexpr BucketedKernel kDefaultBucketedKernel = BucketedKernel::bucket_major;  // per_query: the old kernel
+
 std::pair<at::Tensor, at::Tensor> bucketed_attention(const at::Tensor& q, const at::Tensor& q_probe_codes,
                                                      const at::Tensor& k_cache, const at::Tensor& v_cache,
                                                      const at::Tensor& bias, const at::Tensor& frames,
                                                      const at::Tensor& perm, const at::Tensor& offsets,
                                                      const at::Tensor& k_cur, const at::Tensor& v_cur,
                                                      const at::Tensor& slope, int64_t frame) {
+    return bucketed_attention_using(kDefaultBucketedKernel, q, q_probe_codes, k_cache, v_cache, bias, frames, perm,
+                                    offsets, k_cur, v_cur, slope, frame);
+}
+
+std::pair<at::Tensor, at::Tensor> bucketed_attention_using(BucketedKernel kernel, const at::Tensor& q,
+                                                           const at::Tensor& q_probe_codes, const at::Tensor& k_cache,
+                                                           const at::Tensor& v_cache, const at::Tensor& bias,
+                                                           const at::Tensor& frames, const at::Tensor& perm,
+                                                           const at::Tensor& offsets, const at::Tensor& k_cur,
+                                                           const at::Tensor& v_cur, const at::Tensor& slope,
+                                                           int64_t frame) {
     const char* fn = "dc::cuda::bucketed_attention";
     AttentionInputs in = attention_inputs(fn, q, k_cache, v_cache, bias, frames, k_cur, v_cur, slope, frame);
     const at::Device dev = q.device();
@@ -302,7 +316,16 @@ std::pair<at::Tensor, at::Tensor> bucketed_attention(const at::Tensor& q, const 
     ba.offsets = offc.data_ptr<int32_t>();
     ba.bits = bits;
     ba.n_scored = n_scored.data_ptr<int32_t>();
-    check_launch(kn::bucketed_attention(ba, current_stream(dev)), fn);
+    if (kernel == BucketedKernel::per_query) {
+        check_launch(kn::bucketed_attention(ba, current_stream(dev)), fn);
+        return {out, n_scored};
+    }
+    const size_t bytes = kn::bucketed_attention_workspace_bytes(ba);  // 0: float32, which runs per_query
+    at::Tensor ws;
+    if (bytes > 0) ws = at::empty({static_cast<int64_t>(bytes)}, q.options().dtype(at::kByte));
+    check_launch(kn::bucketed_attention_bucket_major(ba, ws.defined() ? ws.data_ptr() : nullptr, bytes,
+                                                     current_stream(dev)),
+                 fn);
     return {out, n_scored};
 }
 

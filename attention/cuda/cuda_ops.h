@@ -40,12 +40,23 @@ std::pair<at::Tensor, at::Tensor> bucket_sort(const at::Tensor& codes, int bits)
 // q_probe_codes [1, H, N, P] i32 (P probes per query, first = own code, taken modulo 2^bits; a repeated probe
 // counts once); perm/offsets from bucket_sort (bits = log2(offsets.size(2) − 1)).
 // Returns (out [1, H, N, D], n_scored [1, H, N] i32 = cached keys scored per query).
+// Runs the default kernel (kDefaultBucketedKernel in cuda_ops.cpp); bucketed_attention_using picks one.
 std::pair<at::Tensor, at::Tensor> bucketed_attention(const at::Tensor& q, const at::Tensor& q_probe_codes,
                                                      const at::Tensor& k_cache, const at::Tensor& v_cache,
                                                      const at::Tensor& bias, const at::Tensor& frames,
                                                      const at::Tensor& perm, const at::Tensor& offsets,
                                                      const at::Tensor& k_cur, const at::Tensor& v_cur,
                                                      const at::Tensor& slope, int64_t frame);
+// The AnnSA kernels: bucket_major reads each probed bucket once per head and serves all queries probing it on
+// tensor cores (bf16; float32 runs per_query); per_query is one warp per (head, query), the reference path.
+enum class BucketedKernel { bucket_major, per_query };
+std::pair<at::Tensor, at::Tensor> bucketed_attention_using(BucketedKernel kernel, const at::Tensor& q,
+                                                           const at::Tensor& q_probe_codes, const at::Tensor& k_cache,
+                                                           const at::Tensor& v_cache, const at::Tensor& bias,
+                                                           const at::Tensor& frames, const at::Tensor& perm,
+                                                           const at::Tensor& offsets, const at::Tensor& k_cur,
+                                                           const at::Tensor& v_cur, const at::Tensor& slope,
+                                                           int64_t frame);
 
 // TempCache matching: for each new token i, the candidate c (among cache entries cand_idx [C] i64) maximising
 // Σ_h q_new[h,i]·k_cache[h,c], and the cosine similarity between k_new[:, i] and k_cache[:, c] over the
