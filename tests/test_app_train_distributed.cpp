@@ -148,6 +148,22 @@ TEST_CASE("two Gloo ranks keep identical parameters and learn like one process w
     CHECK(st3["ranks"] == 1);
 }
 
+TEST_CASE("ranks stay identical when the phase ends and the learning rate decays by wall-clock minutes",
+          "[app][distributed]") {
+    // Each rank has its own clock: the stop decision and the schedule's time must be agreed (rank 0's).
+    TempDir tmp("ddp_time");
+    const auto r = run_dreamcaster(std::string(kTiny) +
+                                   "--steps 100000 --set train.ae.batch=4 --set train.ae.schedule='\"cosine\"' "
+                                   "--set train.ae.minutes=0.04 --nproc 2 --out " + tmp.file("run"));
+    INFO(r.output);
+    REQUIRE(r.code == 0);
+    const json st = read_json(tmp.file("run/checkpoint/state.json"));
+    CHECK(st["ae_step"].get<int64_t>() > 1);
+    CHECK(st["ae_step"].get<int64_t>() < 100000);
+    REQUIRE(st["rank_param_sha256"].size() == 2);
+    CHECK(st["rank_param_sha256"][0] == st["rank_param_sha256"][1]);
+}
+
 TEST_CASE("a rank that dies stops the others with a message naming the failure", "[app][distributed]") {
     TempDir tmp("ddp_kill");
     const std::vector<std::string> args = {"train", "--preset", "tiny", "--phase", "ae", "--threads", "1",

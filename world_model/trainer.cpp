@@ -273,6 +273,8 @@ struct StepFlags {
     bool phase_done = false;    // the phase reached its steps or minutes
     bool out_of_time = false;   // --minutes is up
     bool checkpoint = false;    // rank 0's checkpoint period has passed
+    double phase_s = 0;         // rank 0's phase time: the learning-rate schedule may follow minutes, and every rank
+                                // must take the same step
 };
 
 class Trainer {
@@ -311,7 +313,7 @@ private:
     uint64_t rank_seed(uint64_t s) const { return m_rank == 0 ? s : mix(s, 0xd1570000ull + m_rank); }
     // All-reduces this rank's gradient g (in place, to the mean over ranks) together with the step's loss and the
     // local stop/checkpoint decisions; returns the agreed flags and sets loss to the mean loss over ranks.
-    StepFlags sync_step(at::Tensor& g, at::Tensor& loss, bool local_phase_done);
+    StepFlags sync_step(at::Tensor& g, at::Tensor& loss, bool local_phase_done, double phase_s);
     void sync_params();                 // rank 0's parameters, EMA and buffers to every rank
     std::vector<std::string> rank_param_hashes();   // SHA-256 of each rank's parameters (all ranks call)
     void join_group(const DistEnv& env);
@@ -515,9 +517,10 @@ std::vector<std::string> Trainer::rank_param_hashes() {
     return out;
 }
 
-StepFlags Trainer::sync_step(at::Tensor& g, at::Tensor& loss, bool local_phase_done) {
+StepFlags Trainer::sync_step(at::Tensor& g, at::Tensor& loss, bool local_phase_done, double phase_s) {
     StepFlags f;
     f.phase_done = local_phase_done;
+    f.phase_s = phase_s;
     f.out_of_time = out_of_time();
     f.checkpoint = m_rank == 0 && elapsed_s() - m_last_ckpt_s > m_tc.checkpoint_minutes * 60;
     if (m_world == 1) {
@@ -526,20 +529,23 @@ StepFlags Trainer::sync_step(at::Tensor& g, at::Tensor& loss, bool local_phase_d
     }
     c10::NoGradGuard ng;
     const int64_t n = g.numel();
-    const at::Tensor flags = at::tensor({f.phase_done ? 1.f : 0.f, f.out_of_time ? 1.f : 0.f, f.checkpoint ? 1.f : 0.f},
+    const float rank0_s = m_rank == 0 ? static_cast<float>(phase_s) : 0.f;   // a sum gives every rank rank 0's
+    const at::Tensor flags = at::tensor({f.phase_done ? 1.f : 0.f, f.out_of_time ? 1.f : 0.f, f.checkpoint ? 1.f : 0.f,
+                                         rank0_s},
                                         at::TensorOptions().dtype(at::kFloat))
                                  .to(m_dev);
     // One fused bucket: [gradient | loss | flags], ~4 bytes per trained parameter.
     at::Tensor buf = at::cat({g.reshape({-1}).to(at::kFloat), loss.detach().to(at::kFloat).reshape({1}), flags});
     m_pg->allreduce_sum(buf, "gradients");
-    buf.div_(static_cast<double>(m_world));
+    const at::Tensor agreed = buf.narrow(0, n + 1, 4).to(at::kCPU);   // sums, before the division below
+    buf.narrow(0, 0, n + 1).div_(static_cast<double>(m_world));
     g = buf.narrow(0, 0, n);
     loss = buf.narrow(0, n, 1).reshape({});
-    const at::Tensor agreed = buf.narrow(0, n + 1, 3).to(at::kCPU);
     const float* a = agreed.data_ptr<float>();
     f.phase_done = a[0] > 0;
     f.out_of_time = a[1] > 0;
     f.checkpoint = a[2] > 0;
+    f.phase_s = a[3];
     return f;
 }
 
@@ -770,8 +776,8 @@ void Trainer::run_ae() {
         at::Tensor mse = d.pow(2).mean();
         at::Tensor loss = d.abs().mean() + mse;
         at::Tensor g = phase_grads(loss);
-        const StepFlags flags = sync_step(g, loss, phase_done(pc, step + 1, phase_s()));
-        opt_step(pc, step, m_state.ae_seconds, g);
+        const StepFlags flags = sync_step(g, loss, phase_done(pc, step + 1, phase_s()), m_state.ae_seconds);
+        opt_step(pc, step, flags.phase_s, g);
         loss_acc += loss;
         mse_acc += mse.detach();   // this rank's (logged as reconstruction PSNR)
         ++n_acc;
@@ -889,8 +895,8 @@ void Trainer::run_dit() {
         at::Tensor per_frame = (x0 - z).pow(2).mean({2, 3, 4});   // [B, K]
         at::Tensor loss = (per_frame * frame_w).sum() / B;
         at::Tensor g = phase_grads(loss);
-        const StepFlags flags = sync_step(g, loss, phase_done(pc, step + 1, phase_s()));
-        opt_step(pc, step, m_state.dit_seconds, g);
+        const StepFlags flags = sync_step(g, loss, phase_done(pc, step + 1, phase_s()), m_state.dit_seconds);
+        opt_step(pc, step, flags.phase_s, g);
         loss_acc += loss;
         {   // progress vs copy-last in latent space, on frames whose input is mostly noise (t > 0.7)
             c10::NoGradGuard ng;
