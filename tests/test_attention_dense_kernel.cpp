@@ -25,13 +25,13 @@ std::string error_of(const std::string& type, const std::string& params) {
 
 // Commits `frames` random frames through `attn`, then returns one self-attention call of a random frame.
 at::Tensor run_self(dc::Attention& attn, at::Device dev, at::ScalarType dt, int frames) {
-    const int64_t H = 2, N = 16, D = 8;
+    const int64_t H = 2, N = 16, D = 32;   // a head size the CUDA kernels take (32, 64 or 128)
     at::manual_seed(7);
     dc::KvCache cache(H, D, dt, dev);
     dc::AttentionContext ctx;
     ctx.n_layers = 1;
     ctx.n_steps = 1;
-    ctx.temporal_slope = at::tensor({0.05f, 0.2f});
+    ctx.temporal_slope = at::tensor({0.05f, 0.2f}).to(dev);
     auto rnd = [&] { return at::randn({1, H, N, D}).to(dev, dt); };
     for (int f = 0; f < frames; ++f) {
         ctx.frame = f;
