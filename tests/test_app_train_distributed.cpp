@@ -168,15 +168,26 @@ TEST_CASE("a rank that dies stops the others with a message naming the failure",
     TempDir tmp("ddp_kill");
     const std::vector<std::string> args = {"train", "--preset", "tiny", "--phase", "ae", "--threads", "1",
                                            "--steps", "1000000", "--log-every", "10", "--dist-timeout", "30"};
-    SECTION("ranks started by another launcher (environment + file store)") {
+    // Ranks started by another launcher meet through a file (DC_DIST_STORE_FILE) or rank 0's TCP store.
+    const bool tcp = GENERATE(false, true);
+    SECTION(tcp ? "ranks started by another launcher (environment + TCP store at MASTER_ADDR:MASTER_PORT)"
+                : "ranks started by another launcher (environment + file store)") {
         const std::string store = tmp.file("store");
+        const std::string port = std::to_string(20000 + ::getpid() % 20000);
         auto rank_args = [&](int r) {
             std::vector<std::string> a = args;
             a.insert(a.end(), {"--out", tmp.file("run" + std::to_string(r))});
             return a;
         };
         auto env = [&](int r) {
-            return std::vector<std::string>{"RANK=" + std::to_string(r), "WORLD_SIZE=2", "DC_DIST_STORE_FILE=" + store};
+            std::vector<std::string> e{"RANK=" + std::to_string(r), "WORLD_SIZE=2"};
+            if (tcp) {
+                e.push_back("MASTER_ADDR=127.0.0.1");
+                e.push_back("MASTER_PORT=" + port);
+            } else {
+                e.push_back("DC_DIST_STORE_FILE=" + store);
+            }
+            return e;
         };
         const pid_t r0 = spawn_dreamcaster(rank_args(0), env(0), tmp.file("rank0.log"));
         const pid_t r1 = spawn_dreamcaster(rank_args(1), env(1), tmp.file("rank1.log"));
@@ -193,7 +204,7 @@ TEST_CASE("a rank that dies stops the others with a message naming the failure",
         CHECK(waited < 35);
         CHECK(log.find("rank 0 of 2: all-reduce of gradients failed: another rank stopped") != std::string::npos);
     }
-    SECTION("ranks started by --nproc: the launcher stops the others and names the rank") {
+    if (!tcp) SECTION("ranks started by --nproc: the launcher stops the others and names the rank") {
         std::vector<std::string> a = args;
         a.insert(a.end(), {"--nproc", "2", "--out", tmp.file("run")});
         const pid_t launcher = spawn_dreamcaster(a, {}, tmp.file("launcher.log"));
