@@ -699,6 +699,7 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
     DC_CHECK(o.ssim_every >= 1, "--ssim-every: expected ≥ 1, found " << o.ssim_every);
     DC_CHECK(o.device == "cpu" || is_cuda(o.device),
              "--device: expected cpu, cuda or cuda:N, found \"" << o.device << "\"");
+    const std::string commit = git_commit();   // now: the tree may move on during a long run
     std::vector<RolloutConfigDef> defs;
     for (const auto& name : o.configs) {
         DC_CHECK(name != "window-eq", "configuration \"window-eq\" exists in the revisit test only (--revisit)");
@@ -915,7 +916,7 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
     auto fps = [](const Row& r) { return 1000.0 / r.step_ms; };
     std::ostringstream md;
     md << "# Long rollout — " << card << "\n\n";
-    md << "Date " << today() << ", commit `" << git_commit() << "`, card **" << card << "**"
+    md << "Date " << today() << ", commit `" << commit << "` (at the start), card **" << card << "**"
        << (cuda ? "" : " (torch threads: " + std::to_string(at::get_num_threads()) + ")") << ".\n";
     md << "Model `" << model_path << "` (" << w.model->describe() << "), device " << o.device << ", S=" << o.steps
        << ", seed " << o.seed << ", level " << o.level << ", prompt \"" << o.prompt << "\".\n";

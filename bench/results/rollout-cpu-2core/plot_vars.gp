@@ -1,0 +1,7 @@
+# written by dreamcaster bench rollout for bench/rollout.gp
+configs = "dense window16 tempcache annsa annca all"
+revisit_configs = "tempcache window16 window-eq"
+revisit_first = 215
+memcol = 15
+memlabel = "peak host RSS (MB)"
+card = "cpu (2 cores)"
