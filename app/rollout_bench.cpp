@@ -40,20 +40,40 @@
 
 namespace dc::app {
 
-const std::vector<std::string> kRolloutCsvColumns = {
-    "config",       "frame",        "step_ms",     "fps",          "fps_avg16",    "denoise_ms",   "commit_ms",
-    "decode_ms",    "cache_tokens", "cache_bytes", "gpu_allocated_bytes",          "gpu_peak_bytes",
-    "gpu_reserved_bytes",           "rss_bytes",   "rss_peak_bytes",               "density",      "recall",
-    "merge_rate",   "kept_fraction", "psnr_dense", "ssim_dense",   "psnr_real",    "ssim_real",    "x",
-    "y",            "angle"};
+const std::vector<std::string> kRolloutCsvColumns = {"config",
+                                                     "frame",
+                                                     "step_ms",
+                                                     "fps",
+                                                     "fps_avg16",
+                                                     "denoise_ms",
+                                                     "commit_ms",
+                                                     "decode_ms",
+                                                     "cache_tokens",
+                                                     "cache_bytes",
+                                                     "gpu_allocated_bytes",
+                                                     "gpu_peak_bytes",
+                                                     "gpu_reserved_bytes",
+                                                     "rss_bytes",
+                                                     "rss_peak_bytes",
+                                                     "density",
+                                                     "recall",
+                                                     "merge_rate",
+                                                     "kept_fraction",
+                                                     "psnr_dense",
+                                                     "ssim_dense",
+                                                     "psnr_real",
+                                                     "ssim_real",
+                                                     "x",
+                                                     "y",
+                                                     "angle"};
 
 namespace {
 
 using json = nlohmann::json;
 using clock_type = std::chrono::steady_clock;
 
-constexpr double kTurnPerTick = 2.4 / 15.0;   // radians per tick at turn = 1 (GameConfig turn_speed / tick_hz)
-constexpr double kMovePerTick = 2.4 / 15.0;   // cells per tick at forward = 1
+constexpr double kTurnPerTick = 2.4 / 15.0;  // radians per tick at turn = 1 (GameConfig turn_speed / tick_hz)
+constexpr double kMovePerTick = 2.4 / 15.0;  // cells per tick at forward = 1
 constexpr double kPi = 3.14159265358979323846;
 
 double secs_since(clock_type::time_point t0) {
@@ -71,11 +91,15 @@ std::string pct(double fraction, int prec = 0) {
     return std::isfinite(fraction) ? fmt(100 * fraction, prec) + "%" : "n/a";
 }
 
-std::string mb(double bytes) { return bytes < 0 ? "n/a" : fmt(bytes / 1e6, 1); }
+std::string mb(double bytes) {
+    return bytes < 0 ? "n/a" : fmt(bytes / 1e6, 1);
+}
 
 // ---- device: card name, memory statistics ---------------------------------------------------------------------
 
-bool is_cuda(const std::string& device) { return device.rfind("cuda", 0) == 0; }
+bool is_cuda(const std::string& device) {
+    return device.rfind("cuda", 0) == 0;
+}
 
 #ifdef DC_ROLLOUT_CUDA
 int cuda_index(const std::string& device) {
@@ -102,7 +126,7 @@ bool reset_host_peak() {
     return std::fclose(f) == 0 && ok;
 }
 
-std::pair<int64_t, int64_t> host_rss() {   // current (VmRSS), peak (VmHWM) bytes
+std::pair<int64_t, int64_t> host_rss() {  // current (VmRSS), peak (VmHWM) bytes
     std::ifstream in("/proc/self/status");
     std::string line;
     int64_t rss = -1, hwm = -1;
@@ -117,7 +141,7 @@ std::pair<int64_t, int64_t> host_rss() {   // current (VmRSS), peak (VmHWM) byte
 void reset_gpu_peak(const std::string& device) {
 #ifdef DC_ROLLOUT_CUDA
     if (is_cuda(device)) {
-        c10::cuda::CUDACachingAllocator::emptyCache();   // a configuration starts without the previous one's blocks
+        c10::cuda::CUDACachingAllocator::emptyCache();  // a configuration starts without the previous one's blocks
         c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(cuda_index(device)));
     }
 #else
@@ -128,8 +152,9 @@ void reset_gpu_peak(const std::string& device) {
 int64_t gpu_peak(const std::string& device) {
 #ifdef DC_ROLLOUT_CUDA
     if (is_cuda(device)) {
-        const auto ds = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(cuda_index(device)));
-        return static_cast<int64_t>(ds.allocated_bytes[0].peak);   // [0] = aggregate over pools
+        const auto ds =
+            c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(cuda_index(device)));
+        return static_cast<int64_t>(ds.allocated_bytes[0].peak);  // [0] = aggregate over pools
     }
 #else
     (void)device;
@@ -159,7 +184,7 @@ Peak measure_cpu_peak() {
     std::memcpy(dst.data(), src.data(), src.size());
     t0 = clock_type::now();
     for (int i = 0; i < 3; ++i) std::memcpy(dst.data(), src.data(), src.size());
-    p.bytes_per_s = 2.0 * 3 * static_cast<double>(src.size()) / secs_since(t0);   // read + write
+    p.bytes_per_s = 2.0 * 3 * static_cast<double>(src.size()) / secs_since(t0);  // read + write
     p.source = "measured here: 512² fp32 matmul " + fmt(p.flops / 1e9, 0) + " GFLOP/s, memcpy " +
                fmt(p.bytes_per_s / 1e9, 1) + " GB/s (read + write)";
     return p;
@@ -244,7 +269,7 @@ ModelShape model_shape(const std::string& config_path) {
     const double N = s.tokens, W = s.width, M = s.mlp, C = s.latent;
     // Per block: qkv (3W²), proj (W²), cross q and proj (2W²), MLP (2WM), depthwise 3×3 on the hidden (9M).
     const double block_flops = 2 * N * (6 * W * W + 2 * W * M + 9 * M);
-    const double block_params = 6 * W * W + 2 * W * M + 9 * M + 6 * W * W;   // + adaLN (6W², one token)
+    const double block_params = 6 * W * W + 2 * W * M + 9 * M + 6 * W * W;  // + adaLN (6W², one token)
     // Input 3×3 conv over [x ‖ previous frame] (2C channels) and the output projection.
     s.dit_flops_per_pass = s.layers * block_flops + 2 * N * (2 * C * 9 * W + W * C);
     s.dit_params_per_pass = s.layers * block_params + 2 * C * 9 * W + W * C;
@@ -277,21 +302,21 @@ struct FrameCost {
 
 FrameCost frame_cost(const ModelShape& s, const FrameStats& st, int steps, bool cuda) {
     FrameCost c;
-    const double passes = steps + 1;   // S denoising passes + the commit pass
+    const double passes = steps + 1;  // S denoising passes + the commit pass
     const double N = s.tokens, D = s.head_dim, H = s.heads;
     const AttentionStats& a = st.attention;
     c.flops = passes * s.dit_flops_per_pass + s.dec_flops + 4 * D * static_cast<double>(a.keys_attended) +
               4 * D * N * static_cast<double>(a.cross_kept);
-    const double wbytes = cuda ? 2 : 4;   // bf16 on CUDA, float32 on the CPU
+    const double wbytes = cuda ? 2 : 4;  // bf16 on CUDA, float32 on the CPU
     // Cached (key, head) pairs read: per self call H·T_attended = (keys_attended − rows·N) / N over all calls.
-    const double key_heads = std::max(0.0, (static_cast<double>(a.keys_attended) -
-                                            static_cast<double>(a.query_rows) * N) / N);
+    const double key_heads =
+        std::max(0.0, (static_cast<double>(a.keys_attended) - static_cast<double>(a.query_rows) * N) / N);
     const double per_key =
         st.cache_tokens > 0 ? static_cast<double>(st.cache_bytes) / static_cast<double>(st.cache_tokens) : 0;
-    const double per_key_head = H > 0 ? (per_key - 12) / H : 0;   // K + V + bias of one head (frame, size shared)
+    const double per_key_head = H > 0 ? (per_key - 12) / H : 0;  // K + V + bias of one head (frame, size shared)
     c.kv_bytes = key_heads * per_key_head;
     c.bytes = passes * s.dit_params_per_pass * wbytes + s.dec_params * wbytes + c.kv_bytes +
-              N * s.layers * per_key;   // + the commit's writes
+              N * s.layers * per_key;  // + the commit's writes
     return c;
 }
 
@@ -332,7 +357,7 @@ std::string actions_to_script(const std::vector<game::Action>& actions, const st
 std::string revisit_script(int64_t away_frames, int64_t* first_revisit_frame) {
     // Exact whole turns: 40 ticks make 360°, 20 make 180°, 10 make 90°.
     const double t90 = (kPi / 2) / (10 * kTurnPerTick);
-    const double f2 = 2.0 / (13 * kMovePerTick);   // 2 cells in 13 ticks
+    const double f2 = 2.0 / (13 * kMovePerTick);  // 2 cells in 13 ticks
     std::ostringstream os;
     int64_t n = 0;
     os << "# revisit walk, level e1m1 (generated by dreamcaster bench rollout): 360° in the spawn room, out through\n"
@@ -397,7 +422,10 @@ RolloutConfigDef rollout_config(const std::string& name) {
         } catch (const dc::Error& e) {
             DC_FAIL("unknown configuration \"" << name << "\": expected " << accepted << " (" << e.message() << ")");
         }
-        d.label = d.type == "tempcache" ? "TempCache" : d.type == "annsa" ? "AnnSA" : d.type == "annca" ? "AnnCA" : d.type;
+        d.label = d.type == "tempcache" ? "TempCache"
+                  : d.type == "annsa"   ? "AnnSA"
+                  : d.type == "annca"   ? "AnnCA"
+                                        : d.type;
     }
     return d;
 }
@@ -420,7 +448,7 @@ struct Row {
 struct RunResult {
     RolloutConfigDef def;
     std::vector<Row> rows;
-    bool truncated = false;       // stopped by the time limit
+    bool truncated = false;  // stopped by the time limit
     double wall_s = 0;
 };
 
@@ -431,15 +459,17 @@ std::string csv_cell(double v, int prec = 4) {
     return os.str();
 }
 
-std::string csv_int(int64_t v) { return v < 0 ? "" : std::to_string(v); }
+std::string csv_int(int64_t v) {
+    return v < 0 ? "" : std::to_string(v);
+}
 
 void write_row(std::ostream& out, const std::string& config, const Row& r) {
     out << config << "," << r.frame << "," << csv_cell(r.step_ms) << "," << csv_cell(1000.0 / r.step_ms) << ","
         << csv_cell(r.fps_avg) << "," << csv_cell(r.denoise_ms) << "," << csv_cell(r.commit_ms) << ","
         << csv_cell(r.decode_ms) << "," << r.cache_tokens << "," << r.cache_bytes << "," << csv_int(r.gpu_alloc) << ","
-        << csv_int(r.gpu_peak) << "," << csv_int(r.gpu_reserved) << "," << csv_int(r.rss) << ","
-        << csv_int(r.rss_peak) << "," << csv_cell(r.density) << "," << (r.recall >= 0 ? csv_cell(r.recall) : "")
-        << "," << csv_cell(r.merge_rate) << "," << csv_cell(r.kept) << "," << csv_cell(r.psnr_dense) << ","
+        << csv_int(r.gpu_peak) << "," << csv_int(r.gpu_reserved) << "," << csv_int(r.rss) << "," << csv_int(r.rss_peak)
+        << "," << csv_cell(r.density) << "," << (r.recall >= 0 ? csv_cell(r.recall) : "") << ","
+        << csv_cell(r.merge_rate) << "," << csv_cell(r.kept) << "," << csv_cell(r.psnr_dense) << ","
         << csv_cell(r.ssim_dense) << "," << csv_cell(r.psnr_real) << "," << csv_cell(r.ssim_real) << ","
         << csv_cell(r.x) << "," << csv_cell(r.y) << "," << csv_cell(r.angle) << "\n";
 }
@@ -453,7 +483,7 @@ void write_header(std::ostream& out) {
 struct MetricJob {
     size_t row = 0;
     game::Image dream, real;
-    const game::Image* ref = nullptr;   // the dense frame, or null
+    const game::Image* ref = nullptr;  // the dense frame, or null
     bool do_ssim = true;
 };
 
@@ -521,7 +551,7 @@ struct Workload {
     ModelShape shape;
     std::string level, prompt;
     uint64_t seed = 1;
-    std::vector<game::Action> actions;   // one per frame
+    std::vector<game::Action> actions;  // one per frame
 };
 
 RunResult run_config(const RolloutBenchConfig& o, const Workload& w, const RolloutConfigDef& def,
@@ -621,7 +651,9 @@ RunResult run_config(const RolloutBenchConfig& o, const Workload& w, const Rollo
 
 // ---- statistics over rows -----------------------------------------------------------------------------------------
 
-int64_t half_window(int64_t frames) { return std::max<int64_t>(0, std::min<int64_t>(25, frames / 20)); }
+int64_t half_window(int64_t frames) {
+    return std::max<int64_t>(0, std::min<int64_t>(25, frames / 20));
+}
 
 // Mean of field over frames [at − h, at + h] clipped to the run; NaN when no row is there.
 double mean_around(const std::vector<Row>& rows, int64_t at, int64_t h, const std::function<double(const Row&)>& fn) {
@@ -682,7 +714,9 @@ std::string find_gnuplot_script(const std::string& given) {
     return "";
 }
 
-bool have_gnuplot() { return std::system("command -v gnuplot >/dev/null 2>&1") == 0; }
+bool have_gnuplot() {
+    return std::system("command -v gnuplot >/dev/null 2>&1") == 0;
+}
 
 std::string shell_quote(const std::string& s) {
     std::string q = "'";
@@ -699,12 +733,11 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
     DC_CHECK(o.ssim_every >= 1, "--ssim-every: expected ≥ 1, found " << o.ssim_every);
     DC_CHECK(o.device == "cpu" || is_cuda(o.device),
              "--device: expected cpu, cuda or cuda:N, found \"" << o.device << "\"");
-    const std::string commit = git_commit();   // now: the tree may move on during a long run
+    const std::string commit = git_commit();  // now: the tree may move on during a long run
     std::vector<RolloutConfigDef> defs;
     for (const auto& name : o.configs) {
         DC_CHECK(name != "window-eq", "configuration \"window-eq\" exists in the revisit test only (--revisit)");
-        for (const auto& d : defs)
-            DC_CHECK(d.name != name, "--configs names \"" << name << "\" twice");
+        for (const auto& d : defs) DC_CHECK(d.name != name, "--configs names \"" << name << "\" twice");
         defs.push_back(rollout_config(name));
     }
     for (const auto& name : o.revisit_configs)
@@ -729,7 +762,7 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
     w.seed = o.seed;
     w.shape = model_shape(model_path);
     const game::Vocabulary vocab = game::Vocabulary::load_default();
-    (void)vocab.parse(w.prompt);   // a bad prompt fails before the model loads
+    (void)vocab.parse(w.prompt);  // a bad prompt fails before the model loads
 
     // Actions: a script (repeated to length) or the held-out agent driven by the real game.
     std::string actions_source;
@@ -740,7 +773,7 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
         actions_source = "script " + o.script + " (" + std::to_string(script.size()) + " actions" +
                          (static_cast<int64_t>(script.size()) < o.frames ? ", repeated" : "") + ")";
     } else {
-        const uint64_t agent_seed = o.seed | (uint64_t{1} << 63);   // held out: never a training seed
+        const uint64_t agent_seed = o.seed | (uint64_t{1} << 63);  // held out: never a training seed
         game::Game g(game::Level::load_named(o.level));
         g.set_prompt(o.prompt, vocab);
         g.reset(o.seed);
@@ -766,8 +799,7 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
     const Peak peak = card_peak(o.device, card);
     if (!o.quiet)
         std::fprintf(stderr, "rollout: %s on %s, %lld frames, %zu configurations (model loaded in %.1f s)\n",
-                     w.model->describe().c_str(), card.c_str(), static_cast<long long>(o.frames), defs.size(),
-                     load_s);
+                     w.model->describe().c_str(), card.c_str(), static_cast<long long>(o.frames), defs.size(), load_s);
 
     // Warm-up (not recorded): first-call costs (allocator, kernels, BLAS) would otherwise land on the first row.
     {
@@ -837,8 +869,10 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
         }
         std::vector<std::string> order;
         for (const auto& n : o.revisit_configs)
-            if (n == "tempcache") order.insert(order.begin(), n);
-            else order.push_back(n);
+            if (n == "tempcache")
+                order.insert(order.begin(), n);
+            else
+                order.push_back(n);
         const std::string csv2 = (out / "revisit.csv").string();
         std::ofstream csv(csv2);
         DC_CHECK(csv, "cannot write '" << csv2 << "'");
@@ -898,8 +932,8 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
         plot_note = "Plots not made: bench/rollout.gp was not found (pass --gnuplot-script). Make them with `" +
                     plot_cmd + "`.";
     } else if (!have_gnuplot()) {
-        plot_note = "Plots not made: gnuplot is not installed on this machine. Make them elsewhere with `" + plot_cmd +
-                    "`.";
+        plot_note =
+            "Plots not made: gnuplot is not installed on this machine. Make them elsewhere with `" + plot_cmd + "`.";
     } else {
         const std::string cmd = "gnuplot -e " + shell_quote("dir='" + o.out_dir + "'") + " " + shell_quote(gp);
         plots = std::system(cmd.c_str()) == 0;
@@ -969,8 +1003,8 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
     // Roofline.
     md << "\n## Roofline at frame " << F << "\n\n";
     md << "FLOPs: DiT linear layers from the model config (" << w.shape.layers << " blocks, width " << w.shape.width
-       << ", " << w.shape.heads << " heads of " << w.shape.head_dim << ", MLP " << w.shape.mlp << ", "
-       << w.shape.tokens << " tokens) × (S + 1 commit) passes, attention as 4·D·(keys scored) from the frame's "
+       << ", " << w.shape.heads << " heads of " << w.shape.head_dim << ", MLP " << w.shape.mlp << ", " << w.shape.tokens
+       << " tokens) × (S + 1 commit) passes, attention as 4·D·(keys scored) from the frame's "
           "measured counts (density and AnnCA kept fraction included), and the decoder's convolutions. Bytes: weights "
           "once per pass, the cached K/V/bias each self-attention call actually scores, the commit's writes; "
           "activations are not counted (they fit in cache). Peak: "
@@ -983,15 +1017,14 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
         const double by = mean_around(r.rows, end_of(r), h, [](const Row& x) { return x.cost.bytes; });
         const double kv = mean_around(r.rows, end_of(r), h, [](const Row& x) { return x.cost.kv_bytes; });
         const double ms = mean_around(r.rows, end_of(r), h, step_ms);
-        const double dc_ms =
-            mean_around(r.rows, end_of(r), h, [](const Row& x) { return x.denoise_ms + x.commit_ms; });
+        const double dc_ms = mean_around(r.rows, end_of(r), h, [](const Row& x) { return x.denoise_ms + x.commit_ms; });
         double floor_ms = NAN;
         if (peak.flops > 0 && peak.bytes_per_s > 0)
             floor_ms = 1000.0 * std::max(fl / peak.flops, by / peak.bytes_per_s);
         const double bw = kv / (dc_ms / 1000.0);
-        md << "| " << r.def.name << " | " << fmt(fl / 1e9, 1) << " | " << fmt(by / 1e9, 3) << " | "
-           << fmt(kv / 1e9, 3) << " | " << fmt(floor_ms, 2) << " | " << fmt(ms, 1) << " | "
-           << fmt(ms / floor_ms, 1) << "× | " << fmt(bw / 1e9, 1) << " GB/s"
+        md << "| " << r.def.name << " | " << fmt(fl / 1e9, 1) << " | " << fmt(by / 1e9, 3) << " | " << fmt(kv / 1e9, 3)
+           << " | " << fmt(floor_ms, 2) << " | " << fmt(ms, 1) << " | " << fmt(ms / floor_ms, 1) << "× | "
+           << fmt(bw / 1e9, 1) << " GB/s"
            << (peak.bytes_per_s > 0 ? " (" + fmt(100 * bw / peak.bytes_per_s, 0) + "% of peak)" : "") << " |\n";
     }
     md << "\nKV bandwidth achieved = KV bytes / (denoise + commit time): a lower bound on the attention kernel's "
@@ -1016,8 +1049,9 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
         const double sp = dense_at(end_of(r)) / mean_around(r.rows, end_of(r), h, step_ms);
         const double pd = mean_all(r.rows, [](const Row& x) { return x.psnr_dense; });
         md << "| " << r.def.name << ": ≥ 15× vs dense, PSNR vs dense ≥ 30 dB | " << fmt(sp, 2) << "×, " << fmt(pd, 2)
-           << " dB | " << verdict(sp >= 15 && pd >= 30, (sp < 15 ? "speed by " + fmt(15 / sp, 1) + "× " : "") +
-                                                       (pd < 30 ? "quality by " + fmt(30 - pd, 1) + " dB" : ""))
+           << " dB | "
+           << verdict(sp >= 15 && pd >= 30, (sp < 15 ? "speed by " + fmt(15 / sp, 1) + "× " : "") +
+                                                (pd < 30 ? "quality by " + fmt(30 - pd, 1) + " dB" : ""))
            << " |\n";
     }
     for (const auto& r : runs) {
@@ -1026,9 +1060,8 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
         const Row* r300 = row_at(r.rows, f300);
         const double m300 = r300 ? mem_peak(*r300, cuda) : NAN, mend = mem_peak(r.rows.back(), cuda);
         const double growth = 100 * (mend / m300 - 1);
-        md << "| " << r.def.name << ": fps @" << F << " ≥ 90% of @" << f100 << "; peak memory growth " << f300
-           << "→" << F << " ≤ 5% | " << pct(fb / fa) << ", " << (m300 > 0 ? fmt(growth, 1) + "%" : "n/a")
-           << " | "
+        md << "| " << r.def.name << ": fps @" << F << " ≥ 90% of @" << f100 << "; peak memory growth " << f300 << "→"
+           << F << " ≤ 5% | " << pct(fb / fa) << ", " << (m300 > 0 ? fmt(growth, 1) + "%" : "n/a") << " | "
            << verdict(fb >= 0.9 * fa && m300 > 0 && growth <= 5,
                       (fb < 0.9 * fa ? "fps by " + fmt(90 - 100 * fb / fa, 0) + " points " : "") +
                           (m300 > 0 && growth > 5 ? "memory by " + fmt(growth - 5, 1) + " points" : "") +
@@ -1056,7 +1089,8 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
     double tc_rev = NAN, w16_rev = NAN, weq_rev = NAN;
     if (o.revisit) {
         md << "\n## Revisit test\n\n";
-        md << "Walk (`revisit.txt`, " << rv.last << " frames): 360° at the spawn, out through the east door into the "
+        md << "Walk (`revisit.txt`, " << rv.last
+           << " frames): 360° at the spawn, out through the east door into the "
               "metal hall, up and down it, back to the spawn; the player is back at frame "
            << rv.first << " (real-game position " << fmt(rv.pose_error, 3)
            << " cells from where the first 360° ended), then turns 180° and 360°: frames " << rv.first + 1 << "–"
@@ -1073,8 +1107,10 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
             if (r.def.name == "window-eq") weq_rev = p;
             const Row* at = row_at(r.rows, rv.first);
             md << "| " << r.def.label << (r.truncated ? " (stopped early)" : "") << " | " << fmt(p, 2) << " | "
-               << fmt(mean_all(r.rows, [](const Row& x) { return x.ssim_real; }, rv.first + 1, rv.last), 3) << " | "
-               << fmt(mean_all(r.rows, pr, 1, 40), 2) << " | "
+               << fmt(mean_all(
+                          r.rows, [](const Row& x) { return x.ssim_real; }, rv.first + 1, rv.last),
+                      3)
+               << " | " << fmt(mean_all(r.rows, pr, 1, 40), 2) << " | "
                << (at ? mb(static_cast<double>(at->cache_bytes)) : "n/a") << " |\n";
         }
         if (std::isfinite(tc_rev) && std::isfinite(w16_rev))

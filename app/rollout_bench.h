@@ -36,26 +36,26 @@
 namespace dc::app {
 
 struct RolloutBenchConfig {
-    std::string model_path;        // "" = the shipped assets/models/default.json
-    std::string device = "cpu";    // "cpu" or "cuda[:N]"
-    int64_t frames = 3000;         // frames generated per configuration (the long rollout)
+    std::string model_path;      // "" = the shipped assets/models/default.json
+    std::string device = "cpu";  // "cpu" or "cuda[:N]"
+    int64_t frames = 3000;       // frames generated per configuration (the long rollout)
     std::vector<std::string> configs = {"dense", "dense-torch", "window16", "tempcache", "annsa", "annca", "all"};
-    int steps = 4;                 // S denoising steps per frame
-    uint64_t seed = 1;             // noise seed of the sessions and seed of the game and agent
-    std::string level = "e1m1";    // level of the real game (the spawn room is the revisit's room)
+    int steps = 4;               // S denoising steps per frame
+    uint64_t seed = 1;           // noise seed of the sessions and seed of the game and agent
+    std::string level = "e1m1";  // level of the real game (the spawn room is the revisit's room)
     std::string prompt = "the brick walls are dark red; the metal walls are blue and striped; thick fog";
-    std::string script;            // action script file; "" = the held-out agent below
-    std::string agent = "explore"; // scripted agent (game.h agent_names()) when no script is given
-    std::string out_dir = "rollout-out";   // CSV, summary, plots
-    std::string summary_path;      // also copy summary.md here (e.g. bench/results/rollout-h100.md); "" = no copy
-    std::string gnuplot_script;    // "" = bench/rollout.gp next to the assets folder
-    bool revisit = false;          // also run the revisit test after the matrix
-    int64_t revisit_at = 2000;     // the revisit walk re-enters the spawn room at this frame or later
+    std::string script;                   // action script file; "" = the held-out agent below
+    std::string agent = "explore";        // scripted agent (game.h agent_names()) when no script is given
+    std::string out_dir = "rollout-out";  // CSV, summary, plots
+    std::string summary_path;    // also copy summary.md here (e.g. bench/results/rollout-h100.md); "" = no copy
+    std::string gnuplot_script;  // "" = bench/rollout.gp next to the assets folder
+    bool revisit = false;        // also run the revisit test after the matrix
+    int64_t revisit_at = 2000;   // the revisit walk re-enters the spawn room at this frame or later
     std::vector<std::string> revisit_configs = {"tempcache", "window16", "window-eq"};
-    double config_timeout_s = 0;   // stop a configuration after this many seconds (0 = never); the summary says so
-    int recall_every = 8;          // AnnSA recall measured on every 8th frame (SessionConfig::recall_every)
-    int ssim_every = 1;            // SSIM on every Nth frame (PSNR on every frame)
-    bool quiet = false;            // no progress lines on stderr
+    double config_timeout_s = 0;  // stop a configuration after this many seconds (0 = never); the summary says so
+    int recall_every = 8;         // AnnSA recall measured on every 8th frame (SessionConfig::recall_every)
+    int ssim_every = 1;           // SSIM on every Nth frame (PSNR on every frame)
+    bool quiet = false;           // no progress lines on stderr
 };
 
 // Columns of rollout.csv and revisit.csv, in order (bench/rollout.gp uses their positions).
@@ -64,9 +64,9 @@ extern const std::vector<std::string> kRolloutCsvColumns;
 // One resolved configuration: its name, attention type and parameters, and a label for tables.
 struct RolloutConfigDef {
     std::string name;
-    std::string type;           // AttentionSpec type
-    std::string params_json;    // AttentionSpec params
-    std::string label;          // e.g. "Window-16 (+1 sink)"
+    std::string type;         // AttentionSpec type
+    std::string params_json;  // AttentionSpec params
+    std::string label;        // e.g. "Window-16 (+1 sink)"
 };
 // Resolves a name (see the header comment); throws dc::Error listing the accepted names.
 RolloutConfigDef rollout_config(const std::string& name);
@@ -77,9 +77,9 @@ RolloutConfigDef rollout_config(const std::string& name);
 std::string revisit_script(int64_t away_frames, int64_t* first_revisit_frame = nullptr);
 
 struct RolloutBenchResult {
-    std::string summary;        // the markdown written to summary.md
-    std::string csv_path;       // rollout.csv
-    bool plots = false;         // the PNGs were made
+    std::string summary;   // the markdown written to summary.md
+    std::string csv_path;  // rollout.csv
+    bool plots = false;    // the PNGs were made
 };
 
 // Runs the benchmark. Throws dc::Error on bad input (unknown configuration, frames < 1, missing model, bad script).

@@ -35,7 +35,7 @@ TEST_CASE("bench rollout writes one CSV row per frame and configuration, dense f
     c.model_path = dc_test::tiny_model();
     c.frames = 5;
     c.steps = 2;
-    c.configs = {"tempcache", "window2", "dense"};   // dense is moved to the front
+    c.configs = {"tempcache", "window2", "dense"};  // dense is moved to the front
     c.out_dir = dir.file("out");
     c.summary_path = dir.file("results/rollout-test.md");
     c.quiet = true;
@@ -63,7 +63,7 @@ TEST_CASE("bench rollout writes one CSV row per frame and configuration, dense f
             CHECK(cell(v[i], "ssim_real") <= 1);
             CHECK(cell(v[i], "psnr_dense") > 0);
             CHECK(cell(v[i], "psnr_dense") <= 100);
-            CHECK(v[i].at("gpu_peak_bytes").empty());   // CPU: no GPU figures
+            CHECK(v[i].at("gpu_peak_bytes").empty());  // CPU: no GPU figures
         }
     }
     // Dense against itself: identical frames, PSNR capped at 100 dB, SSIM 1.
@@ -97,7 +97,7 @@ TEST_CASE("bench rollout writes one CSV row per frame and configuration, dense f
         for (const char* png : {"fps.png", "memory.png", "psnr.png", "psnr_real.png"})
             CHECK(std::filesystem::file_size(dir.file(std::string("out/") + png)) > 1000);
     } else {
-        CHECK(result.summary.find("Plots ") != std::string::npos);   // says why, and how to make them
+        CHECK(result.summary.find("Plots ") != std::string::npos);  // says why, and how to make them
     }
 }
 
@@ -115,7 +115,7 @@ TEST_CASE("the revisit walk leaves the spawn room and comes back to where it sta
         g.step(actions[static_cast<size_t>(i)]);
         max_x = std::max(max_x, g.pose().x);
     }
-    CHECK(max_x > 11);   // inside the metal hall, beyond the spawn room's east door (x = 9)
+    CHECK(max_x > 11);  // inside the metal hall, beyond the spawn room's east door (x = 9)
     CHECK(std::hypot(g.pose().x - start.x, g.pose().y - start.y) < 0.05);
     for (size_t i = static_cast<size_t>(first); i < actions.size(); ++i) g.step(actions[i]);
     CHECK(std::hypot(g.pose().x - start.x, g.pose().y - start.y) < 0.05);
@@ -148,8 +148,8 @@ TEST_CASE("bench rollout names what it expected for bad input", "[app]") {
     c.configs = {"dense", "dense"};
     CHECK(error_of(c).find("twice") != std::string::npos);
     // Through the executable: exit 1 and the same message.
-    const auto r = dc_test::run_dreamcaster("bench rollout --configs dense nope --frames 2 --out-dir '" +
-                                            dir.file("cli") + "'");
+    const auto r =
+        dc_test::run_dreamcaster("bench rollout --configs dense nope --frames 2 --out-dir '" + dir.file("cli") + "'");
     CHECK(r.code == 1);
     CHECK(r.output.find("unknown configuration \"nope\"") != std::string::npos);
 }

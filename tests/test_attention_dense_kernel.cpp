@@ -25,7 +25,7 @@ std::string error_of(const std::string& type, const std::string& params) {
 
 // Commits `frames` random frames through `attn`, then returns one self-attention call of a random frame.
 at::Tensor run_self(dc::Attention& attn, at::Device dev, at::ScalarType dt, int frames) {
-    const int64_t H = 2, N = 16, D = 32;   // a head size the CUDA kernels take (32, 64 or 128)
+    const int64_t H = 2, N = 16, D = 32;  // a head size the CUDA kernels take (32, 64 or 128)
     at::manual_seed(7);
     dc::KvCache cache(H, D, dt, dev);
     dc::AttentionContext ctx;
@@ -35,7 +35,7 @@ at::Tensor run_self(dc::Attention& attn, at::Device dev, at::ScalarType dt, int 
     auto rnd = [&] { return at::randn({1, H, N, D}).to(dev, dt); };
     for (int f = 0; f < frames; ++f) {
         ctx.frame = f;
-        ctx.step = 1;   // a commit pass
+        ctx.step = 1;  // a commit pass
         attn.commit(cache, rnd(), rnd(), rnd(), ctx, nullptr);
     }
     ctx.frame = frames;
@@ -50,8 +50,9 @@ TEST_CASE("dense.kernel accepts auto and torch, and says what it accepts otherwi
     CHECK(dc::AttentionConfig{}.dense_params.kernel == "auto");
     auto s = dc::AttentionSpec::parse("dense", R"({"dense": {"kernel": "torch"}})");
     CHECK(s.config().dense_params.kernel == "torch");
-    CHECK(dc::AttentionSpec::parse("tempcache+annsa", R"({"dense": {"kernel": "auto"}})").config().dense_params.kernel ==
-          "auto");
+    CHECK(
+        dc::AttentionSpec::parse("tempcache+annsa", R"({"dense": {"kernel": "auto"}})").config().dense_params.kernel ==
+        "auto");
     // Written out and parsed back.
     dc::AttentionConfig c;
     c.dense_params.kernel = "torch";
