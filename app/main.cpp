@@ -23,6 +23,17 @@ void write_str(const char* s) {
     (void)ignored;
 }
 
+void write_dec(unsigned x) {
+    char buf[12];
+    int i = 11;
+    buf[i] = '\0';
+    do {
+        buf[--i] = static_cast<char>('0' + x % 10);
+        x /= 10;
+    } while (x && i > 0);
+    write_str(buf + i);
+}
+
 void write_hex(uintptr_t x) {
     char buf[19] = "0x";
     for (int i = 0; i < 16; ++i) buf[2 + i] = "0123456789abcdef"[(x >> (60 - 4 * i)) & 0xf];
@@ -37,7 +48,7 @@ void write_hex(uintptr_t x) {
 // backtrace_symbols_fd.
 void crash_handler(int sig, siginfo_t* info, void* context) {
     write_str("dreamcaster: fatal signal ");
-    write_hex(static_cast<uintptr_t>(sig));
+    write_dec(static_cast<unsigned>(sig));
     write_str(" at address ");
     write_hex(reinterpret_cast<uintptr_t>(info ? info->si_addr : nullptr));
 #if defined(__x86_64__)

@@ -196,9 +196,14 @@ std::string sha256_file(const std::string& path) {
 }
 
 namespace {
+thread_local std::string t_failed_entry;   // nftw's callback has no user pointer
+
 int remove_entry(const char* path, const struct stat*, int type, struct FTW*) {
     const int rc = type == FTW_DP ? ::rmdir(path) : ::unlink(path);
-    if (rc != 0 && errno != ENOENT) return errno;
+    if (rc != 0 && errno != ENOENT) {
+        t_failed_entry = path;
+        return errno;
+    }
     return 0;
 }
 }  // namespace
@@ -206,8 +211,10 @@ int remove_entry(const char* path, const struct stat*, int type, struct FTW*) {
 void remove_tree(const std::string& path) {
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) return;   // nothing there
+    t_failed_entry = path;
     const int rc = ::nftw(path.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    DC_CHECK(rc == 0, "cannot remove '" << path << "': " << std::strerror(rc > 0 ? rc : errno));
+    DC_CHECK(rc == 0, "cannot remove '" << t_failed_entry << "' (removing '" << path
+                                        << "'): " << std::strerror(rc > 0 ? rc : errno));
 }
 
 }  // namespace dc
