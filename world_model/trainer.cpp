@@ -315,6 +315,7 @@ private:
     // local stop/checkpoint decisions; returns the agreed flags and sets loss to the mean loss over ranks.
     StepFlags sync_step(at::Tensor& g, at::Tensor& loss, bool local_phase_done, double phase_s);
     void sync_params();                 // rank 0's parameters, EMA and buffers to every rank
+    bool any_rank(bool local);          // true when it is true on some rank (all ranks call; local with one rank)
     std::vector<std::string> rank_param_hashes();   // SHA-256 of each rank's parameters (all ranks call)
     void join_group(const DistEnv& env);
 
@@ -515,6 +516,13 @@ std::vector<std::string> Trainer::rank_param_hashes() {
         out.push_back(os.str());
     }
     return out;
+}
+
+bool Trainer::any_rank(bool local) {
+    if (m_world == 1) return local;
+    at::Tensor t = at::full({1}, local ? 1.f : 0.f, at::TensorOptions().dtype(at::kFloat)).to(m_dev);
+    m_pg->allreduce_sum(t, "stop flags");
+    return t.item<float>() > 0;
 }
 
 StepFlags Trainer::sync_step(at::Tensor& g, at::Tensor& loss, bool local_phase_done, double phase_s) {
@@ -754,8 +762,8 @@ void Trainer::run_ae() {
     const auto phase_t0 = clock::now();
     const double phase_s0 = m_state.ae_seconds;
     auto phase_s = [&] { return phase_s0 + std::chrono::duration<double>(clock::now() - phase_t0).count(); };
-    bool completed = phase_done(pc, m_state.ae_step, phase_s());
-    bool stop = completed || out_of_time();
+    bool completed = any_rank(phase_done(pc, m_state.ae_step, phase_s()));   // agreed: ranks' clocks differ
+    bool stop = completed || any_rank(out_of_time());
     while (!stop) {
         const int64_t step = m_state.ae_step;
         m_state.ae_seconds = phase_s();
@@ -855,8 +863,8 @@ void Trainer::run_dit() {
     const auto phase_t0 = clock::now();
     const double phase_s0 = m_state.dit_seconds;
     auto phase_s = [&] { return phase_s0 + std::chrono::duration<double>(clock::now() - phase_t0).count(); };
-    bool completed = phase_done(pc, m_state.dit_step, phase_s());
-    bool stop = completed || out_of_time();
+    bool completed = any_rank(phase_done(pc, m_state.dit_step, phase_s()));   // agreed: ranks' clocks differ
+    bool stop = completed || any_rank(out_of_time());
     while (!stop) {
         const int64_t step = m_state.dit_step;
         m_state.dit_seconds = phase_s();
@@ -1061,7 +1069,7 @@ TrainResult Trainer::run() {
     setup();
     const bool want_ae = m_opt.phase != "dit", want_dit = m_opt.phase != "ae";
     if (m_state.phase == "ae" && want_ae) run_ae();
-    if (m_state.phase == "dit" && want_dit && !out_of_time()) run_dit();
+    if (m_state.phase == "dit" && want_dit && !any_rank(out_of_time())) run_dit();
     m_stream.reset();
     checkpoint(true);
     if (!m_opt.export_path.empty() && m_rank == 0) {
