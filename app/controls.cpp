@@ -49,7 +49,7 @@ int64_t parse_int(const std::string& key, const std::string& value, int64_t lo, 
 
 const char* kAcceptedKeys =
     "attention=TYPE, attention.params=JSON, tempcache|window|annsa|annca=on|off, [attention.]PART.FIELD=VALUE "
-    "(e.g. tempcache.tau=0.85), steps=S, budget=TOKENS, prompt=TEXT, inject_oom_at=FRAME";
+    "(e.g. tempcache.tau=0.85, dense.kernel=torch), steps=S, budget=TOKENS, prompt=TEXT, inject_oom_at=FRAME";
 
 }  // namespace
 
@@ -180,7 +180,9 @@ std::vector<Control> apply_setting(NeuralSettings& s, const std::string& key_val
         return {s.attention_control()};
     }
     const auto dot = key.find('.');
-    if (dot != std::string::npos && part_flag(s, key.substr(0, dot)) && dot + 1 < key.size()) {
+    // PART.FIELD: a parameter of a part; "dense" has parameters (dense.kernel) but no on/off switch.
+    if (dot != std::string::npos && (part_flag(s, key.substr(0, dot)) || key.substr(0, dot) == "dense") &&
+        dot + 1 < key.size()) {
         const std::string part = key.substr(0, dot), field = key.substr(dot + 1);
         nlohmann::json v;
         try {

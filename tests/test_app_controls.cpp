@@ -41,6 +41,10 @@ TEST_CASE("set keys edit the neural settings and give the controls a running eng
     CHECK((c[0].kind == Control::Kind::prompt && c[0].text == "the floor is blue"));
     c = dc::app::apply_setting(s, "attention=dense");
     CHECK(c[0].text == "dense");
+    c = dc::app::apply_setting(s, "dense.kernel=torch");   // dense has parameters but no on/off switch
+    CHECK(s.params["dense"]["kernel"] == "torch");
+    CHECK(nlohmann::json::parse(c[0].params)["dense"]["kernel"] == "torch");   // what the engine applies
+    CHECK_THROWS_WITH(dc::app::apply_setting(s, "dense=on"), Catch::Contains("unknown setting"));
 
     CHECK_THROWS_WITH(dc::app::apply_setting(s, "attention=tempcache+bogus"),
                       Catch::Contains("unknown attention part"));
