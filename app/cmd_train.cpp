@@ -64,7 +64,7 @@ void add_train_command(CLI::App& root) {
             const std::string dir = o->resume_dir.empty() || o->out_dir != TrainOptions().out_dir ? o->out_dir
                                                                                                   : o->resume_dir;
             const bool cuda = o->device.rfind("cuda", 0) == 0;
-            set_exit_code(launch_local_ranks(o->nproc, dir, cuda, o->dist_timeout_s) == 0 ? kExitOk : kExitError);
+            set_exit_code(launch_local_ranks(o->nproc, dir, cuda) == 0 ? kExitOk : kExitError);
             return;
         }
         const TrainResult r = train_world_model(*o);

@@ -124,23 +124,22 @@ MetricsWriter::~MetricsWriter() {
     if (m_file) std::fclose(static_cast<std::FILE*>(m_file));
 }
 
-namespace {
-
-// n/a (negative) values stay empty.
-std::string num(double v, int precision = 4) {
+std::string csv_num(double v, int precision) {
     if (v < 0) return "";
     char b[64];
     std::snprintf(b, sizeof(b), "%.*f", precision, v);
     return b;
 }
 
-std::string num(int64_t v) { return v < 0 ? "" : std::to_string(v); }
+std::string csv_num(int64_t v) { return v < 0 ? "" : std::to_string(v); }
 
-std::string list(const std::vector<int64_t>& v) {
+std::string csv_list(const std::vector<int64_t>& v) {
     std::string s;
     for (size_t i = 0; i < v.size(); ++i) s += (i ? ";" : "") + std::to_string(v[i]);
     return s;
 }
+
+namespace {
 
 std::string quoted(const std::string& s) {
     if (s.empty()) return "";
@@ -164,11 +163,12 @@ void MetricsWriter::row(const MetricsRow& r) {
         line += ",,,";
     }
     const std::vector<std::string> cells{
-        num(s.step_ms), num(r.display_ms), num(s.denoise_ms), num(s.commit_ms), num(s.decode_ms),
-        num(r.present_ms), num(r.input_to_photon_ms), num(s.step_ms > 0 ? 1000.0 / s.step_ms : -1.0, 2),
-        num(s.cache_tokens), num(s.cache_bytes), num(s.budget_tokens), list(s.layer_tokens), list(s.layer_bytes),
-        num(s.rss_bytes), num(s.gpu_allocated_bytes), num(s.gpu_reserved_bytes), num(s.density, 5),
-        num(s.recall, 5), num(s.merge_rate, 5), num(s.kept_fraction, 5), num(s.psnr, 3), num(s.ssim, 5),
+        csv_num(s.step_ms), csv_num(r.display_ms), csv_num(s.denoise_ms), csv_num(s.commit_ms),
+        csv_num(s.decode_ms), csv_num(r.present_ms), csv_num(r.input_to_photon_ms),
+        csv_num(s.step_ms > 0 ? 1000.0 / s.step_ms : -1.0, 2), csv_num(s.cache_tokens), csv_num(s.cache_bytes),
+        csv_num(s.budget_tokens), csv_list(s.layer_tokens), csv_list(s.layer_bytes), csv_num(s.rss_bytes),
+        csv_num(s.gpu_allocated_bytes), csv_num(s.gpu_reserved_bytes), csv_num(s.density, 5), csv_num(s.recall, 5),
+        csv_num(s.merge_rate, 5), csv_num(s.kept_fraction, 5), csv_num(s.psnr, 3), csv_num(s.ssim, 5),
         s.n_steps > 0 ? std::to_string(s.n_steps) : "", s.attention, quoted(s.attention_params)};
     for (size_t i = 0; i < cells.size(); ++i) line += (i ? "," : "") + cells[i];
     std::fprintf(f, "%s\n", line.c_str());

@@ -107,6 +107,11 @@ struct MetricsRow {
 // Values an engine does not have (n/a) are empty; layer_* are ';'-separated per-layer lists; attention_params is a
 // quoted JSON object. model_fps = 1000 / step_ms.
 extern const char* const kMetricsColumns;
+// CSV cells shared by the metrics, recording and replay files: n/a (negative) values are empty, numbers have
+// `precision` decimals, per-layer lists are ';'-separated.
+std::string csv_num(double v, int precision = 4);
+std::string csv_num(int64_t v);
+std::string csv_list(const std::vector<int64_t>& v);
 class MetricsWriter {
 public:
     explicit MetricsWriter(const std::string& path);   // "" = disabled; throws dc::Error if it cannot be created

@@ -49,21 +49,6 @@ std::string iso_time(double unix_time) {
     return b;
 }
 
-std::string num(double v, int precision = 4) {
-    if (v < 0) return "";
-    char b[64];
-    std::snprintf(b, sizeof(b), "%.*f", precision, v);
-    return b;
-}
-std::string num(int64_t v) {
-    return v < 0 ? "" : std::to_string(v);
-}
-std::string list(const std::vector<int64_t>& v) {
-    std::string s;
-    for (size_t i = 0; i < v.size(); ++i) s += (i ? ";" : "") + std::to_string(v[i]);
-    return s;
-}
-
 // Writes all of `text` and flushes; false on any error (errno says why).
 bool put(void* file, const std::string& text) {
     auto* f = static_cast<std::FILE*>(file);
@@ -367,31 +352,31 @@ void Recorder::write_frame_locked(const RecordedFrame& f, const game::Image* ima
     const EngineStats& s = *stats;
     char head[96];
     std::snprintf(head, sizeof(head), "%" PRId64 ",%" PRId64 ",%.6f,", f.frame, f.engine_frame, f.unix_time);
-    const std::vector<std::string> cells{num(s.step_ms),
-                                         num(s.simulate_ms),
-                                         num(s.render_ms),
-                                         num(s.denoise_ms),
-                                         num(s.commit_ms),
-                                         num(s.decode_ms),
-                                         num(input_to_frame_ms),
-                                         num(s.cache_tokens),
-                                         num(s.cache_bytes),
-                                         num(s.budget_tokens),
-                                         list(s.layer_tokens),
-                                         list(s.layer_bytes),
-                                         num(s.rss_bytes),
-                                         num(s.gpu_allocated_bytes),
-                                         num(s.gpu_reserved_bytes),
-                                         num(s.density, 5),
-                                         num(s.recall, 5),
-                                         num(s.merge_rate, 5),
-                                         num(s.kept_fraction, 5),
-                                         num(s.psnr, 3),
-                                         num(s.ssim, 5),
+    const std::vector<std::string> cells{csv_num(s.step_ms),
+                                         csv_num(s.simulate_ms),
+                                         csv_num(s.render_ms),
+                                         csv_num(s.denoise_ms),
+                                         csv_num(s.commit_ms),
+                                         csv_num(s.decode_ms),
+                                         csv_num(input_to_frame_ms),
+                                         csv_num(s.cache_tokens),
+                                         csv_num(s.cache_bytes),
+                                         csv_num(s.budget_tokens),
+                                         csv_list(s.layer_tokens),
+                                         csv_list(s.layer_bytes),
+                                         csv_num(s.rss_bytes),
+                                         csv_num(s.gpu_allocated_bytes),
+                                         csv_num(s.gpu_reserved_bytes),
+                                         csv_num(s.density, 5),
+                                         csv_num(s.recall, 5),
+                                         csv_num(s.merge_rate, 5),
+                                         csv_num(s.kept_fraction, 5),
+                                         csv_num(s.psnr, 3),
+                                         csv_num(s.ssim, 5),
                                          s.n_steps > 0 ? std::to_string(s.n_steps) : "",
                                          s.attention,
-                                         num(queue),
-                                         num(dropped)};
+                                         csv_num(queue),
+                                         csv_num(dropped)};
     std::string row = head;
     for (size_t i = 0; i < cells.size(); ++i) row += (i ? "," : "") + cells[i];
     row += "\n";

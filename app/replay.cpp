@@ -15,6 +15,7 @@
 
 #include "app/controls.h"
 #include "app/engine.h"
+#include "app/play.h"
 #include "app/recording.h"
 #include "app/video_encoder.h"
 #include "common/common.h"
@@ -68,16 +69,6 @@ std::string fmt(const char* f, double v) {
     char b[64];
     std::snprintf(b, sizeof(b), f, v);
     return b;
-}
-
-std::string cell(double v, int precision = 4) {
-    if (v < 0) return "";
-    char b[64];
-    std::snprintf(b, sizeof(b), "%.*f", precision, v);
-    return b;
-}
-std::string cell(int64_t v) {
-    return v < 0 ? "" : std::to_string(v);
 }
 
 // The replay's settings: the recording's, with the overrides on top (again after each recorded change).
@@ -346,11 +337,12 @@ ReplayResult run_replay(const ReplayOptions& o) {
         if (csv) {
             const MetricsSample none;
             const MetricsSample& r = m != rec.metrics.end() ? m->second : none;
-            const std::string row = std::to_string(t) + "," + cell(p, 3) + "," + (p < 0 ? "" : (same ? "1" : "0")) +
-                                    "," + cell(r.step_ms) + "," + cell(base_ms) + "," + cell(st.step_ms) + "," +
-                                    cell(r.cache_tokens) + "," + cell(st.cache_tokens) + "," + cell(r.cache_bytes) +
-                                    "," + cell(st.cache_bytes) + "," + cell(r.rss_bytes) + "," + cell(st.rss_bytes) +
-                                    "," + cell(r.gpu_allocated_bytes) + "," + cell(st.gpu_allocated_bytes) + "\n";
+            const std::string row = std::to_string(t) + "," + csv_num(p, 3) + "," + (p < 0 ? "" : (same ? "1" : "0")) +
+                                    "," + csv_num(r.step_ms) + "," + csv_num(base_ms) + "," + csv_num(st.step_ms) +
+                                    "," + csv_num(r.cache_tokens) + "," + csv_num(st.cache_tokens) + "," +
+                                    csv_num(r.cache_bytes) + "," + csv_num(st.cache_bytes) + "," +
+                                    csv_num(r.rss_bytes) + "," + csv_num(st.rss_bytes) + "," +
+                                    csv_num(r.gpu_allocated_bytes) + "," + csv_num(st.gpu_allocated_bytes) + "\n";
             DC_CHECK(std::fputs(row.c_str(), csv) >= 0, "could not write " << res.comparison_path << " (disk full?)");
         }
     };

@@ -952,7 +952,9 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
     md << "# Long rollout — " << card << "\n\n";
     md << "Date " << today() << ", commit `" << commit << "` (at the start), card **" << card << "**"
        << (cuda ? "" : " (torch threads: " + std::to_string(at::get_num_threads()) + ")") << ".\n";
-    md << "Model `" << model_path << "` (" << w.model->describe() << "), device " << o.device << ", S=" << o.steps
+    // The shipped model is named as the project knows it, not by this machine's install path.
+    const std::string model_label = o.model_path.empty() ? "assets/models/default.json" : o.model_path;
+    md << "Model `" << model_label << "` (" << w.model->describe() << "), device " << o.device << ", S=" << o.steps
        << ", seed " << o.seed << ", level " << o.level << ", prompt \"" << o.prompt << "\".\n";
     md << "Actions: " << actions_source << " (`actions.txt`). " << F << " frames per configuration; frame 0 is the "
        << "real spawn view, every later frame is dreamed. Figures \"at frame N\" are means over frames N ± " << h

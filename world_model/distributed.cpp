@@ -72,13 +72,11 @@ DistEnv dist_env_from_environment() {
     e.store_file = env_str("DC_DIST_STORE_FILE");
     e.master_addr = env_str("MASTER_ADDR");
     e.master_port = env_int("MASTER_PORT", 29500);
-    if (const char* t = std::getenv("DC_DIST_TIMEOUT"); t && *t) e.timeout_s = std::atof(t);
     DC_CHECK(e.world_size >= 1, "WORLD_SIZE must be >= 1, found " << e.world_size);
     DC_CHECK(e.rank >= 0 && e.rank < e.world_size,
              "RANK must be in 0.." << e.world_size - 1 << " (WORLD_SIZE " << e.world_size << "), found " << e.rank);
     DC_CHECK(e.local_rank >= 0, "LOCAL_RANK must be >= 0, found " << e.local_rank);
     DC_CHECK(e.master_port > 0 && e.master_port < 65536, "MASTER_PORT must be 1..65535, found " << e.master_port);
-    DC_CHECK(e.timeout_s > 0, "DC_DIST_TIMEOUT must be > 0 seconds");
     DC_CHECK(e.world_size == 1 || !e.store_file.empty() || !e.master_addr.empty(),
              "WORLD_SIZE is " << e.world_size << " but no rendezvous is set: set MASTER_ADDR (and MASTER_PORT) or "
                               << "DC_DIST_STORE_FILE, or start the ranks with 'dreamcaster train --nproc N'");
@@ -233,7 +231,7 @@ std::vector<std::string> visible_gpus(int nproc) {
 
 }  // namespace
 
-int launch_local_ranks(int nproc, const std::string& rendezvous_dir, bool cuda, double timeout_s) {
+int launch_local_ranks(int nproc, const std::string& rendezvous_dir, bool cuda) {
     DC_CHECK(nproc >= 1, "--nproc must be >= 1, found " << nproc);
     namespace fs = std::filesystem;
     fs::create_directories(rendezvous_dir);
@@ -254,7 +252,7 @@ int launch_local_ranks(int nproc, const std::string& rendezvous_dir, bool cuda, 
         std::map<std::string, std::string> set = {
             {"RANK", std::to_string(r)},          {"WORLD_SIZE", std::to_string(nproc)},
             {"LOCAL_RANK", std::to_string(r)},    {"LOCAL_WORLD_SIZE", std::to_string(nproc)},
-            {"DC_DIST_STORE_FILE", store},        {"DC_DIST_TIMEOUT", std::to_string(timeout_s)}};
+            {"DC_DIST_STORE_FILE", store}};
         if (cuda) {
             set["CUDA_VISIBLE_DEVICES"] = gpus[static_cast<size_t>(r)];
             set["LOCAL_RANK"] = "0";   // each rank sees only its own GPU, as cuda:0

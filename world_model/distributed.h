@@ -29,12 +29,12 @@ struct DistEnv {
     std::string store_file;                     // FileStore path (DC_DIST_STORE_FILE), or
     std::string master_addr;                    // TCPStore host (MASTER_ADDR) and port (MASTER_PORT)
     int master_port = 29500;
-    double timeout_s = 120;                     // a collective that waits longer fails (DC_DIST_TIMEOUT)
+    double timeout_s = 120;                     // a collective that waits longer fails (train --dist-timeout)
     bool active() const { return world_size > 1; }
 };
 
-// Reads RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT, DC_DIST_STORE_FILE and
-// DC_DIST_TIMEOUT; throws dc::Error on inconsistent values (rank outside 0..world-1, no rendezvous for world > 1).
+// Reads RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT and DC_DIST_STORE_FILE (the
+// timeout is an option of the command, which every rank receives); throws dc::Error on inconsistent values (rank outside 0..world-1, no rendezvous for world > 1).
 DistEnv dist_env_from_environment();
 
 // True when this process was started as one rank of a group (WORLD_SIZE set, by --nproc or another launcher).
@@ -44,6 +44,6 @@ bool started_as_rank();
 // a FileStore under rendezvous_dir), each with CUDA_VISIBLE_DEVICES narrowed to its own GPU when `cuda`; waits for
 // all. When a rank exits with an error or a signal, the others are stopped (SIGTERM, then SIGKILL after 10 s) and a
 // message names the rank. Returns 0 when every rank succeeded, else the failing rank's exit code (or 128 + signal).
-int launch_local_ranks(int nproc, const std::string& rendezvous_dir, bool cuda, double timeout_s);
+int launch_local_ranks(int nproc, const std::string& rendezvous_dir, bool cuda);
 
 }  // namespace dc

@@ -356,7 +356,7 @@ void Trainer::setup() {
     m_t0 = clock::now();
     m_dev = parse_device(m_opt.device);
     DistEnv env = dist_env_from_environment();
-    if (!std::getenv("DC_DIST_TIMEOUT")) env.timeout_s = m_opt.dist_timeout_s;
+    env.timeout_s = m_opt.dist_timeout_s;
     if (env.active()) join_group(env);
     m_out = m_opt.out_dir.empty() ? m_opt.resume_dir : m_opt.out_dir;
     if (!m_opt.resume_dir.empty() && m_opt.out_dir == TrainOptions().out_dir) m_out = m_opt.resume_dir;
