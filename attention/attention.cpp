@@ -120,10 +120,21 @@ private:
     }
     int64_t tempcache_commit(KvCache& cache, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                              const AttentionContext& ctx);
+    // Valid prompt tokens in a mask, for the statistics. A prompt's mask lives as long as the prompt and every
+    // cross-attention call of every frame passes the same one: counted once, not read back from the device per call.
+    int64_t valid_count(const at::Tensor& valid) {
+        if (!m_valid_seen.is_same(valid)) {   // (masks are never changed in place)
+            m_valid_seen = valid;
+            m_valid_count = valid.sum().item<int64_t>();
+        }
+        return m_valid_count;
+    }
 
     AttentionSpec m_spec;
     AttentionConfig m_cfg;
     std::map<std::tuple<int, int64_t, int64_t>, at::Tensor> m_sa_planes, m_ca_planes;   // per (layer, H, D)
+    at::Tensor m_valid_seen;   // the last prompt mask counted, [B, P] bool
+    int64_t m_valid_count = 0;
 };
 
 bool ComposedAttention::annsa_sparse(const AttentionContext& ctx, int64_t cache_tokens) const {
@@ -281,7 +292,7 @@ at::Tensor ComposedAttention::cross_attend(const at::Tensor& q, const at::Tensor
     at::Tensor vb = valid.to(at::kBool);
     AttentionStats st;
     st.calls = 1;
-    const int64_t n_valid = vb.sum().item<int64_t>();
+    const int64_t n_valid = valid_count(vb);
     st.cross_available = H * n_valid;
     st.cross_kept = st.cross_available;
     if (!m_cfg.annca || P == 0) {

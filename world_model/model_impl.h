@@ -176,7 +176,7 @@ public:
     at::Tensor temporal_slope() const;   // [H] float32
 
 private:
-    struct SelfFn;
+    friend class DitPass;
     at::Tensor dit_body(const at::Tensor& x, const at::Tensor& prev, const at::Tensor& cond,
                         const std::function<at::Tensor(int, const at::Tensor&, const at::Tensor&, const at::Tensor&)>&
                             self_attn,
@@ -192,6 +192,55 @@ private:
     ParamStore m_params;
     at::ScalarType m_cdt;
     at::Tensor m_rope_cos, m_rope_sin;   // [N, D]
+};
+
+// One DiT forward split at its attention calls, so a caller runs attention between the stages: dit_body runs them
+// in order with any attention; on CUDA the inference path captures each stage once in a CUDA graph and replays it
+// (world_model/cuda_graphs.h). Shapes: x, prev [B, K, C, h, w]; cond [B, K, W]; N = h·w tokens per frame.
+//
+//   DitPass p(net);  p.begin(x, prev, cond);
+//   for (int l = 0; l < depth; ++l) {
+//       auto [q, k, v] = p.qkv(l);                                   // [B, H, K*N, D] compute dtype
+//       at::Tensor cq = p.after_self(l, self_attention(q, k, v));   // -> cross-attention queries [B, K, N, H, D]
+//       p.after_cross(l, cross_attention(cq));                       // [B, K, N, W]
+//   }
+//   at::Tensor x0 = p.end();                                         // [B, K, C, h, w] fp32
+class DitPass {
+public:
+    explicit DitPass(const Net& net) : m_net(net) {}
+    struct Qkv {
+        at::Tensor q, k, v;   // [B, H, K*N, D] in the compute dtype
+    };
+    void begin(const at::Tensor& x, const at::Tensor& prev, const at::Tensor& cond);
+    Qkv qkv(int l);
+    at::Tensor after_self(int l, const at::Tensor& o);   // o [B, H, K*N, D] -> cq [B, K, N, H, D]
+    void after_cross(int l, const at::Tensor& c);        // c [B, K, N, W]: cross-attention output, pre-projection
+    at::Tensor end();                                    // x0_hat [B, K, C, h, w] fp32
+
+private:
+    const Net& m_net;
+    int64_t m_B = 0, m_K = 0, m_C = 0, m_gh = 0, m_gw = 0;
+    at::Tensor m_prev, m_xs, m_cs;     // prev latent; residual stream [B, K, N, W] fp32; SiLU(cond) [B, K, W]
+    std::vector<at::Tensor> m_mod;     // this block's adaLN: 6 x [B, K, 1, W]
+};
+
+// The attention calls of one inference pass (one frame, B = K = 1) over per-layer KV caches: what dit_cached runs
+// between the DitPass stages, and what the CUDA-graph pass (cuda_graphs.h) runs between its replays.
+struct CachedAttention {
+    CachedAttention(const Net& net, const PromptKV& prompt, std::vector<KvCache>& caches, Attention& attn,
+                    AttentionContext ctx, bool commit, AttentionStats* stats);
+    // q, k, v [1, H, N, D] -> [1, H, N, D]; a commit pass also commits k/v, and returns undefined in the last block.
+    at::Tensor self(int l, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+    at::Tensor cross(int l, const at::Tensor& cq);   // cq [1, 1, N, H, D] -> [1, 1, N, H*D]
+    int stop_after() const { return commit ? depth - 1 : -1; }   // block after which a commit pass stops
+
+    const PromptKV& prompt;
+    std::vector<KvCache>& caches;
+    Attention& attn;
+    AttentionContext ctx;
+    bool commit;
+    AttentionStats* stats;
+    int depth;
 };
 
 // Attention with an additive float bias and/or key mask, plain ops (and SDPA on LibTorch >= 2 for CUDA tensors).

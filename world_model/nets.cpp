@@ -5,6 +5,7 @@
 #include <torch/csrc/api/include/torch/version.h>
 
 #include <cmath>
+#include <utility>
 
 #include "common/common.h"
 
@@ -398,46 +399,74 @@ at::Tensor Net::rope(const at::Tensor& x) const {
     return x * m_rope_cos.view({1, 1, N, 1, D}) + rot * m_rope_sin.view({1, 1, N, 1, D});
 }
 
+void DitPass::begin(const at::Tensor& x, const at::Tensor& prev, const at::Tensor& cond) {
+    const auto& d = m_net.m_cfg.dit;
+    m_B = x.size(0), m_K = x.size(1), m_C = x.size(2), m_gh = x.size(3), m_gw = x.size(4);
+    const int64_t N = m_gh * m_gw, W = d.width;
+    m_prev = prev;
+    at::Tensor inp = at::cat({x.to(at::kFloat), prev.to(at::kFloat)}, 2).reshape({m_B * m_K, 2 * m_C, m_gh, m_gw});
+    at::Tensor h0 = m_net.conv(inp, "dit.in");                                                   // [BK, W, gh, gw]
+    m_xs = h0.to(at::kFloat).view({m_B, m_K, W, N}).permute({0, 1, 3, 2}).contiguous();         // [B, K, N, W]
+    m_cs = at::silu(cond);                                                                       // [B, K, W]
+}
+
+DitPass::Qkv DitPass::qkv(int l) {
+    const auto& d = m_net.m_cfg.dit;
+    const int64_t B = m_B, K = m_K, N = m_gh * m_gw, H = d.heads(), D = d.head_dim;
+    const std::string p = "dit.b" + std::to_string(l);
+    m_mod = m_net.lin(m_cs, p + ".ada").to(at::kFloat).unsqueeze(2).chunk(6, -1);   // 6 x [B, K, 1, W]
+    at::Tensor h = ln(m_xs) * (1 + m_mod[1]) + m_mod[0];
+    at::Tensor qkv = m_net.lin(h, p + ".qkv").view({B, K, N, 3, H, D});
+    // norm and rotate in [B, K, N, H, D] (contiguous per token), then one copy into [B, H, K*N, D]
+    const at::ScalarType cdt = m_net.m_cdt;
+    at::Tensor q = m_net.rope(rms(qkv.select(3, 0), m_net.P(p + ".qn"))).to(cdt).permute({0, 3, 1, 2, 4});
+    at::Tensor k = m_net.rope(rms(qkv.select(3, 1), m_net.P(p + ".kn"))).to(cdt).permute({0, 3, 1, 2, 4});
+    at::Tensor v = qkv.select(3, 2).to(cdt).permute({0, 3, 1, 2, 4});   // [B, H, K, N, D]
+    return {q.reshape({B, H, K * N, D}), k.reshape({B, H, K * N, D}), v.reshape({B, H, K * N, D})};
+}
+
+at::Tensor DitPass::after_self(int l, const at::Tensor& o) {
+    const auto& d = m_net.m_cfg.dit;
+    const int64_t B = m_B, K = m_K, N = m_gh * m_gw, W = d.width, H = d.heads(), D = d.head_dim;
+    const std::string p = "dit.b" + std::to_string(l);
+    at::Tensor ob = o.view({B, H, K, N, D}).permute({0, 2, 3, 1, 4}).reshape({B, K, N, W});
+    m_xs = m_xs + m_mod[2] * m_net.lin(ob, p + ".proj").to(at::kFloat);
+    return m_net.lin(ln(m_xs), p + ".cq", false).view({B, K, N, H, D});
+}
+
+void DitPass::after_cross(int l, const at::Tensor& c) {
+    const auto& d = m_net.m_cfg.dit;
+    const int64_t B = m_B, K = m_K, N = m_gh * m_gw, Hm = d.mlp_hidden;
+    const std::string p = "dit.b" + std::to_string(l);
+    m_xs = m_xs + m_net.lin(c, p + ".cproj").to(at::kFloat);
+    at::Tensor h = ln(m_xs) * (1 + m_mod[4]) + m_mod[3];
+    h = m_net.lin(h, p + ".fc1");                                                                // [B, K, N, Hm]
+    h = h.view({B * K, m_gh, m_gw, Hm}).permute({0, 3, 1, 2});                                  // [BK, Hm, gh, gw]
+    h = at::silu(m_net.conv(h, p + ".dw", 1, Hm).to(at::kFloat));   // SiLU: ~10x cheaper than erf-GELU on CPU
+    h = h.permute({0, 2, 3, 1}).reshape({B, K, N, Hm});
+    m_xs = m_xs + m_mod[5] * m_net.lin(h, p + ".fc2").to(at::kFloat);
+}
+
+at::Tensor DitPass::end() {
+    auto fm = m_net.lin(m_cs, "dit.final_ada").to(at::kFloat).unsqueeze(2).chunk(2, -1);   // 2 x [B, K, 1, W]
+    at::Tensor out = m_net.lin(ln(m_xs) * (1 + fm[1]) + fm[0], "dit.out").to(at::kFloat);  // [B, K, N, C]
+    out = out.permute({0, 1, 3, 2}).reshape({m_B, m_K, m_C, m_gh, m_gw});
+    return m_prev.to(at::kFloat) + out;   // residual over the previous frame's latent
+}
+
 at::Tensor Net::dit_body(
     const at::Tensor& x, const at::Tensor& prev, const at::Tensor& cond,
     const std::function<at::Tensor(int, const at::Tensor&, const at::Tensor&, const at::Tensor&)>& self_attn,
     const std::function<at::Tensor(int, const at::Tensor&)>& cross_attn, int stop_after) const {
-    const auto& d = m_cfg.dit;
-    const int64_t B = x.size(0), K = x.size(1), C = x.size(2), gh = x.size(3), gw = x.size(4);
-    const int64_t N = gh * gw, W = d.width, H = d.heads(), D = d.head_dim, Hm = d.mlp_hidden;
-    at::Tensor inp = at::cat({x.to(at::kFloat), prev.to(at::kFloat)}, 2).reshape({B * K, 2 * C, gh, gw});
-    at::Tensor h0 = conv(inp, "dit.in");                                                        // [BK, W, gh, gw]
-    at::Tensor xs = h0.to(at::kFloat).view({B, K, W, N}).permute({0, 1, 3, 2}).contiguous();   // [B, K, N, W]
-    at::Tensor cs = at::silu(cond);                                                             // [B, K, W]
-    for (int l = 0; l < d.depth; ++l) {
-        const std::string p = "dit.b" + std::to_string(l);
-        auto mod = lin(cs, p + ".ada").to(at::kFloat).unsqueeze(2).chunk(6, -1);   // 6 x [B, K, 1, W]
-        at::Tensor h = ln(xs) * (1 + mod[1]) + mod[0];
-        at::Tensor qkv = lin(h, p + ".qkv").view({B, K, N, 3, H, D});
-        // norm and rotate in [B, K, N, H, D] (contiguous per token), then one copy into [B, H, K*N, D]
-        at::Tensor q = rope(rms(qkv.select(3, 0), P(p + ".qn"))).to(m_cdt).permute({0, 3, 1, 2, 4});
-        at::Tensor k = rope(rms(qkv.select(3, 1), P(p + ".kn"))).to(m_cdt).permute({0, 3, 1, 2, 4});
-        at::Tensor v = qkv.select(3, 2).to(m_cdt).permute({0, 3, 1, 2, 4});   // [B, H, K, N, D]
-        q = q.reshape({B, H, K * N, D});
-        k = k.reshape({B, H, K * N, D});
-        v = v.reshape({B, H, K * N, D});
-        at::Tensor o = self_attn(l, q, k, v);                                          // [B, H, K*N, D]
-        if (l == stop_after) return at::Tensor();   // commit pass: the last block's K/V are all that is needed
-        o = o.view({B, H, K, N, D}).permute({0, 2, 3, 1, 4}).reshape({B, K, N, W});
-        xs = xs + mod[2] * lin(o, p + ".proj").to(at::kFloat);
-        at::Tensor cq = lin(ln(xs), p + ".cq", false).view({B, K, N, H, D});
-        xs = xs + lin(cross_attn(l, cq), p + ".cproj").to(at::kFloat);   // cross_attn -> [B, K, N, W]
-        h = ln(xs) * (1 + mod[4]) + mod[3];
-        h = lin(h, p + ".fc1");                                                                    // [B, K, N, Hm]
-        h = h.view({B * K, gh, gw, Hm}).permute({0, 3, 1, 2});                                    // [BK, Hm, gh, gw]
-        h = at::silu(conv(h, p + ".dw", 1, Hm).to(at::kFloat));   // SiLU: ~10x cheaper than erf-GELU on CPU
-        h = h.permute({0, 2, 3, 1}).reshape({B, K, N, Hm});
-        xs = xs + mod[5] * lin(h, p + ".fc2").to(at::kFloat);
+    DitPass pass(*this);
+    pass.begin(x, prev, cond);
+    for (int l = 0; l < m_cfg.dit.depth; ++l) {
+        DitPass::Qkv a = pass.qkv(l);
+        at::Tensor o = self_attn(l, a.q, a.k, a.v);   // [B, H, K*N, D]
+        if (l == stop_after) return at::Tensor();     // commit pass: the last block's K/V are all that is needed
+        pass.after_cross(l, cross_attn(l, pass.after_self(l, o)));   // cross_attn -> [B, K, N, W]
     }
-    auto fm = lin(cs, "dit.final_ada").to(at::kFloat).unsqueeze(2).chunk(2, -1);   // 2 x [B, K, 1, W]
-    at::Tensor out = lin(ln(xs) * (1 + fm[1]) + fm[0], "dit.out").to(at::kFloat);  // [B, K, N, C]
-    out = out.permute({0, 1, 3, 2}).reshape({B, K, C, gh, gw});
-    return prev.to(at::kFloat) + out;   // residual over the previous frame's latent
+    return pass.end();
 }
 
 at::Tensor Net::dit_masked(const at::Tensor& x, const at::Tensor& prev, const at::Tensor& cond,
@@ -456,31 +485,44 @@ at::Tensor Net::dit_masked(const at::Tensor& x, const at::Tensor& prev, const at
     return dit_body(x, prev, cond, self_fn, cross_fn, -1);
 }
 
+CachedAttention::CachedAttention(const Net& net, const PromptKV& prompt_kv, std::vector<KvCache>& layer_caches,
+                                 Attention& attention, AttentionContext context, bool commit_pass,
+                                 AttentionStats* stats_out)
+    : prompt(prompt_kv), caches(layer_caches), attn(attention), ctx(std::move(context)), commit(commit_pass),
+      stats(stats_out), depth(net.config().dit.depth) {
+    DC_CHECK(static_cast<int>(caches.size()) == depth, "expected " << depth << " KV caches, found " << caches.size());
+    ctx.n_layers = depth;
+    ctx.temporal_slope = net.temporal_slope();
+}
+
+at::Tensor CachedAttention::self(int l, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+    AttentionContext c = ctx;
+    c.layer = l;
+    at::Tensor o;   // [1, H, N, D]; not needed in the last block of a commit pass
+    if (!commit || l + 1 < depth) o = attn.self_attend(q, k, v, caches[static_cast<size_t>(l)], c, stats);
+    if (commit) attn.commit(caches[static_cast<size_t>(l)], q, k, v, c, stats);
+    return o;
+}
+
+at::Tensor CachedAttention::cross(int l, const at::Tensor& cq) {   // cq [1, 1, N, H, D]
+    AttentionContext c = ctx;
+    c.layer = l;
+    const int64_t N = cq.size(2), H = cq.size(3), D = cq.size(4);
+    at::Tensor q = cq.permute({0, 1, 3, 2, 4}).reshape({1, H, N, D});
+    at::Tensor o = attn.cross_attend(q, prompt.k[static_cast<size_t>(l)], prompt.v[static_cast<size_t>(l)],
+                                     prompt.valid, c, stats);   // [1, H, N, D]
+    return o.permute({0, 2, 1, 3}).reshape({1, 1, N, H * D});
+}
+
 at::Tensor Net::dit_cached(const at::Tensor& x, const at::Tensor& prev, const at::Tensor& cond,
                            const PromptKV& prompt, std::vector<KvCache>& caches, Attention& attn,
                            AttentionContext ctx, bool commit, AttentionStats* stats) const {
-    const auto& d = m_cfg.dit;
-    const int64_t N = x.size(2) * x.size(3), H = d.heads(), D = d.head_dim;
-    DC_CHECK(static_cast<int>(caches.size()) == d.depth,
-             "expected " << d.depth << " KV caches, found " << caches.size());
-    ctx.n_layers = d.depth;
-    ctx.temporal_slope = temporal_slope();
+    CachedAttention ca(*this, prompt, caches, attn, std::move(ctx), commit, stats);
     auto self_fn = [&](int l, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-        AttentionContext c = ctx;
-        c.layer = l;
-        at::Tensor o;   // [1, H, N, D]; not needed in the last block of a commit pass
-        if (!commit || l + 1 < d.depth) o = attn.self_attend(q, k, v, caches[l], c, stats);
-        if (commit) attn.commit(caches[l], q, k, v, c, stats);
-        return o;
+        return ca.self(l, q, k, v);
     };
-    auto cross_fn = [&](int l, const at::Tensor& cq) {   // cq [1, 1, N, H, D]
-        AttentionContext c = ctx;
-        c.layer = l;
-        at::Tensor q = cq.permute({0, 1, 3, 2, 4}).reshape({1, H, N, D});
-        at::Tensor o = attn.cross_attend(q, prompt.k[l], prompt.v[l], prompt.valid, c, stats);   // [1, H, N, D]
-        return o.permute({0, 2, 1, 3}).reshape({1, 1, N, H * D});
-    };
-    return dit_body(x.unsqueeze(1), prev.unsqueeze(1), cond, self_fn, cross_fn, commit ? d.depth - 1 : -1);
+    auto cross_fn = [&](int l, const at::Tensor& cq) { return ca.cross(l, cq); };
+    return dit_body(x.unsqueeze(1), prev.unsqueeze(1), cond, self_fn, cross_fn, ca.stop_after());
 }
 
 }  // namespace dc::wm

@@ -5,6 +5,8 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -13,6 +15,7 @@
 #include <sstream>
 
 #include "common/common.h"
+#include "world_model/cuda_graphs.h"
 #include "world_model/world_model_impl.h"
 
 #if defined(DC_HAVE_CUDA) && __has_include(<c10/cuda/CUDACachingAllocator.h>)
@@ -315,11 +318,57 @@ struct Session::Impl {
         at::Tensor tt = at::full({1, 1}, t, at::TensorOptions().device(dev));
         const float ctx_noise = cfg.ctx_noise >= 0 ? cfg.ctx_noise : net().config().sampler.ctx_noise;
         at::Tensor cn = at::full({1, 1}, ctx_noise, at::TensorOptions().device(dev));
-        at::Tensor av = at::tensor({std::clamp(a.forward, -1.f, 1.f), std::clamp(a.strafe, -1.f, 1.f),
-                                    std::clamp(a.turn, -1.f, 1.f), a.use ? 1.f : 0.f})
-                            .view({1, 1, 4})
-                            .to(dev);
+        const std::array<float, 4> v = action_vector(a);
+        at::Tensor av = at::tensor(at::ArrayRef<float>(v.data(), v.size())).view({1, 1, 4}).to(dev);
         return net().cond(tt, cn, av);   // [1, 1, W]
+    }
+
+    // CUDA graphs of the DiT stages and the decoder (world_model/cuda_graphs.h), made on the first CUDA pass;
+    // dropped (with a log line) if capturing fails, and the session goes on launching ops from the host.
+    std::unique_ptr<wm::DitGraphs> graphs;
+    bool graphs_failed = false;
+
+    wm::DitGraphs* use_graphs() {
+        if (graphs_failed || !cfg.cuda_graphs || !dev.is_cuda() || !wm::DitGraphs::available()) return nullptr;
+        if (!graphs) graphs = std::make_unique<wm::DitGraphs>(net());
+        return graphs.get();
+    }
+
+    template <class Graphed, class Eager>
+    at::Tensor with_graphs(Graphed&& graphed, Eager&& eager) {
+        if (wm::DitGraphs* g = use_graphs()) {
+            try {
+                return graphed(*g);
+            } catch (const std::exception& e) {
+                dc::log(LogLevel::warn, std::string("CUDA graphs off for this session, ops run one by one: ") + e.what());
+                graphs.reset();
+                graphs_failed = true;
+            }
+        }
+        return eager();
+    }
+
+    static std::array<float, 4> action_vector(const game::Action& a) {
+        return {std::clamp(a.forward, -1.f, 1.f), std::clamp(a.strafe, -1.f, 1.f), std::clamp(a.turn, -1.f, 1.f),
+                a.use ? 1.f : 0.f};
+    }
+
+    // One DiT pass at flow time t (commit: also writes this frame's K/V into the caches).
+    at::Tensor dit(const at::Tensor& x, float t, const game::Action& a, int step, bool commit, AttentionStats* st) {
+        const float cn = cfg.ctx_noise >= 0 ? cfg.ctx_noise : net().config().sampler.ctx_noise;
+        return with_graphs(
+            [&](wm::DitGraphs& g) {
+                wm::CachedAttention ca(net(), prompt, caches, *attn, ctx(step), commit, st);
+                return g.run(x, prev, t, cn, action_vector(a), ca);
+            },
+            [&] {
+                at::Tensor y = net().dit_cached(x, prev, cond(t, a), prompt, caches, *attn, ctx(step), commit, st);
+                return y.defined() ? y[0] : y;
+            });
+    }
+
+    at::Tensor decode(const at::Tensor& z) {
+        return with_graphs([&](wm::DitGraphs& g) { return g.decode(z); }, [&] { return net().decode(z); });
     }
 
     AttentionContext ctx(int step) const {
@@ -332,8 +381,7 @@ struct Session::Impl {
     }
 
     void commit(const at::Tensor& x, const game::Action& a, AttentionStats* st) {
-        at::Tensor c = cond(net().config().sampler.commit_t, a);
-        net().dit_cached(x, prev, c, prompt, caches, *attn, ctx(cfg.n_steps), true, st);
+        dit(x, net().config().sampler.commit_t, a, cfg.n_steps, true, st);
         prev = x;
     }
 
@@ -365,13 +413,13 @@ struct Session::Impl {
         const int S = cfg.n_steps;
         for (int s = 0; s < S; ++s) {
             const float t = 1.f - static_cast<float>(s) / S, tn = 1.f - static_cast<float>(s + 1) / S;
-            at::Tensor x0 = net().dit_cached(x, prev, cond(t, a), prompt, caches, *attn, ctx(s), false, &st)[0];
+            at::Tensor x0 = dit(x, t, a, s, false, &st);   // [1, C, h, w]
             x = tn > 0 ? x0 + (x - x0) * (tn / t) : x0;   // Euler step of the rectified flow, x0-parametrised
         }
         wm::sync_device(x);
         const double denoise_ms = wm::ms_since(t0);
         const auto t1 = std::chrono::steady_clock::now();
-        at::Tensor img = net().decode(x);   // [1, 3, H, W]
+        at::Tensor img = decode(x);   // [1, 3, H, W]
         wm::tensor_to_image(img, out);
         const double decode_ms = wm::ms_since(t1);
         const auto t2 = std::chrono::steady_clock::now();

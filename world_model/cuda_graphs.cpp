@@ -1,0 +1,165 @@
+// world_model/cuda_graphs.cpp — DitGraphs (see cuda_graphs.h).
+#include "world_model/cuda_graphs.h"
+
+#include <ATen/ATen.h>
+
+#include <utility>
+#include <vector>
+
+#include "common/common.h"
+
+#if defined(DC_HAVE_CUDA) && __has_include(<ATen/cuda/CUDAGraph.h>)
+#define DC_CUDA_GRAPHS 1
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
+#endif
+
+namespace dc::wm {
+
+#ifdef DC_CUDA_GRAPHS
+
+struct DitGraphs::Impl {
+    explicit Impl(const Net& n) : net(n), pass(n) {}
+
+    // Runs f once eagerly (warm-up: cuBLAS/cuDNN handles and workspaces, kernel loading), then captures it into g.
+    // Both on a side stream, as capture requires; the allocations made during capture live in the shared pool.
+    void warm_and_capture(at::cuda::CUDAGraph& g, const std::function<void()>& f) {
+        c10::cuda::device_synchronize();   // the static inputs were written on the current stream
+        const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, net.device().index());
+        c10::cuda::CUDAStreamGuard guard(side);
+        f();
+        side.synchronize();
+        g.capture_begin(pool, cudaStreamCaptureModeThreadLocal);   // other threads (the UI's GL interop) go on
+        try {
+            f();
+        } catch (...) {
+            try {
+                g.capture_end();
+            } catch (...) {
+            }
+            throw;
+        }
+        g.capture_end();
+    }
+
+    void capture_dit(const at::Tensor& x, const at::Tensor& prev) {
+        const auto& d = net.config().dit;
+        const int64_t N = x.size(2) * x.size(3), H = d.heads(), D = d.head_dim, W = d.width;
+        const at::TensorOptions f32 = x.options().dtype(at::kFloat), cdt = f32.dtype(net.compute_dtype());
+        x_in = at::zeros(x.sizes(), f32);     // [1, C, h, w]
+        prev_in = at::zeros(prev.sizes(), f32);
+        t_in = at::zeros({1, 1}, f32);
+        cn_in = at::zeros({1, 1}, f32);
+        act_in = at::zeros({1, 1, 4}, f32);
+        qkv.assign(static_cast<size_t>(d.depth), DitPass::Qkv{});
+        cq.assign(static_cast<size_t>(d.depth), at::Tensor());
+        o_in.clear();
+        c_in.clear();
+        for (int l = 0; l < d.depth; ++l) {
+            o_in.push_back(at::zeros({1, H, N, D}, cdt));    // self-attention output
+            c_in.push_back(at::zeros({1, 1, N, W}, cdt));    // cross-attention output, before its projection
+        }
+        pool = at::cuda::graph_pool_handle();
+        graphs.clear();
+        auto add = [&](const std::function<void()>& f) {
+            graphs.push_back(std::make_unique<at::cuda::CUDAGraph>());
+            warm_and_capture(*graphs.back(), f);
+        };
+        add([this] {
+            at::Tensor c = net.cond(t_in, cn_in, act_in);   // [1, 1, W]
+            pass.begin(x_in.unsqueeze(1), prev_in.unsqueeze(1), c);
+            qkv[0] = pass.qkv(0);
+        });
+        for (int l = 0; l < d.depth; ++l) {
+            const auto i = static_cast<size_t>(l);
+            add([this, l, i] { cq[i] = pass.after_self(l, o_in[i]); });
+            add([this, l, i, &d] {
+                pass.after_cross(l, c_in[i]);
+                if (l + 1 < d.depth) qkv[i + 1] = pass.qkv(l + 1);
+                else x0 = pass.end();   // [1, 1, C, h, w]
+            });
+        }
+    }
+
+    const Net& net;
+    c10::cuda::MempoolId_t pool{0, 0};
+    // Graphs before the tensors they write: members are destroyed in reverse order.
+    std::vector<std::unique_ptr<at::cuda::CUDAGraph>> graphs;   // begin, then per block: after-self, after-cross
+    std::unique_ptr<at::cuda::CUDAGraph> dec_graph;
+    DitPass pass;
+    at::Tensor x_in, prev_in, t_in, cn_in, act_in;   // static inputs: [1, C, h, w] x2, [1, 1], [1, 1], [1, 1, 4]
+    std::vector<at::Tensor> o_in, c_in;               // per block: attention outputs copied in between replays
+    std::vector<DitPass::Qkv> qkv;                    // per block: [1, H, N, D] each
+    std::vector<at::Tensor> cq;                       // per block: [1, 1, N, H, D]
+    at::Tensor x0;                                    // [1, 1, C, h, w] fp32
+    at::Tensor z_in, img;                             // decoder: [1, C, h, w] -> [1, 3, H, W]
+};
+
+bool DitGraphs::available() { return true; }
+
+DitGraphs::DitGraphs(const Net& net) : m(std::make_unique<Impl>(net)) {
+    DC_CHECK(net.device().is_cuda(), "CUDA graphs need the model on a CUDA device, found " << net.device());
+}
+
+DitGraphs::~DitGraphs() = default;
+
+at::Tensor DitGraphs::run(const at::Tensor& x, const at::Tensor& prev, float t, float ctx_noise,
+                          const std::array<float, 4>& action, CachedAttention& attention) {
+    Impl& g = *m;
+    if (g.graphs.empty()) g.capture_dit(x, prev);
+    g.x_in.copy_(x);
+    g.prev_in.copy_(prev);
+    g.t_in.fill_(t);   // fills, not host-to-device copies: no stream synchronisation
+    g.cn_in.fill_(ctx_noise);
+    for (int64_t i = 0; i < 4; ++i) g.act_in.select(2, i).fill_(action[static_cast<size_t>(i)]);
+    g.graphs[0]->replay();
+    for (int l = 0; l < attention.depth; ++l) {
+        const auto i = static_cast<size_t>(l);
+        at::Tensor o = attention.self(l, g.qkv[i].q, g.qkv[i].k, g.qkv[i].v);   // [1, H, N, D]
+        if (l == attention.stop_after()) return at::Tensor();
+        g.o_in[i].copy_(o);
+        g.graphs[1 + 2 * i]->replay();
+        g.c_in[i].copy_(attention.cross(l, g.cq[i]));   // [1, 1, N, W]
+        g.graphs[2 + 2 * i]->replay();
+    }
+    return g.x0[0].clone();   // [1, C, h, w]: a fresh tensor, the graph's own is rewritten by the next run
+}
+
+at::Tensor DitGraphs::decode(const at::Tensor& z) {
+    Impl& g = *m;
+    if (!g.dec_graph) {
+        g.z_in = at::zeros(z.sizes(), z.options().dtype(at::kFloat));
+        if (g.pool.first == 0 && g.pool.second == 0) g.pool = at::cuda::graph_pool_handle();
+        g.dec_graph = std::make_unique<at::cuda::CUDAGraph>();
+        g.warm_and_capture(*g.dec_graph, [&g] { g.img = g.net.decode(g.z_in); });
+    }
+    g.z_in.copy_(z);
+    g.dec_graph->replay();
+    return g.img.clone();
+}
+
+#else   // a CPU LibTorch: no CUDA graphs; Session never asks for them (DitGraphs::available() is false)
+
+struct DitGraphs::Impl {};
+
+bool DitGraphs::available() { return false; }
+
+DitGraphs::DitGraphs(const Net&) {
+    DC_FAIL("CUDA graphs need a CUDA build of Dreamcaster (this one uses a CPU LibTorch)");
+}
+
+DitGraphs::~DitGraphs() = default;
+
+at::Tensor DitGraphs::run(const at::Tensor&, const at::Tensor&, float, float, const std::array<float, 4>&,
+                          CachedAttention&) {
+    DC_FAIL("CUDA graphs need a CUDA build of Dreamcaster");
+}
+
+at::Tensor DitGraphs::decode(const at::Tensor&) { DC_FAIL("CUDA graphs need a CUDA build of Dreamcaster"); }
+
+#endif
+
+}  // namespace dc::wm
