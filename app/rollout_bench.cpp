@@ -392,7 +392,15 @@ std::string revisit_script(int64_t away_frames, int64_t* first_revisit_frame) {
 RolloutConfigDef rollout_config(const std::string& name) {
     const std::string accepted =
         "dense, dense-torch, window16, tempcache, annsa, annca, all, windowN (N frames + 1 sink), window-eq (revisit "
-        "only), or an attention type such as tempcache+window";
+        "only), or an attention type such as tempcache+window; any of them + \"-eager\" (no CUDA graphs)";
+    const std::string eager = "-eager";
+    if (name.size() > eager.size() && name.compare(name.size() - eager.size(), eager.size(), eager) == 0) {
+        RolloutConfigDef d = rollout_config(name.substr(0, name.size() - eager.size()));
+        d.name = name;
+        d.label += ", no CUDA graphs";
+        d.cuda_graphs = false;
+        return d;
+    }
     RolloutConfigDef d;
     d.name = name;
     d.params_json = "{}";
@@ -565,6 +573,7 @@ RunResult run_config(const RolloutBenchConfig& o, const Workload& w, const Rollo
     sc.seed = w.seed;
     sc.recall_every = o.recall_every;
     sc.attention = AttentionSpec::parse(def.type, def.params_json);
+    sc.cuda_graphs = def.cuda_graphs;
     const game::Vocabulary vocab = game::Vocabulary::load_default();
     game::Game g(game::Level::load_named(w.level));
     g.set_prompt(w.prompt, vocab);

@@ -16,7 +16,8 @@
 // Configurations (names for --configs): dense (unbounded cache, CUDA split-KV kernel), dense-torch (dense through
 // torch ops: the kernel's baseline), window16 (the newest 16 frames + 1 sink frame: the start frame), tempcache,
 // annsa, annca, all (tempcache+annsa+annca); also windowN, and any attention type of attention/attention.h
-// ("tempcache+window", ...) with default parameters.
+// ("tempcache+window", ...) with default parameters. Any name + "-eager" ("dense-eager", "all-eager") runs the same
+// configuration without CUDA graphs (every op launched from the host), to show what the graphs save.
 //
 // Outputs in out_dir: rollout.csv (one row per configuration and frame; columns in kRolloutCsvColumns),
 // summary.md (card, commit, date, tables, targets, roofline), actions.txt (the actions as an action script),
@@ -67,6 +68,7 @@ struct RolloutConfigDef {
     std::string type;         // AttentionSpec type
     std::string params_json;  // AttentionSpec params
     std::string label;        // e.g. "Window-16 (+1 sink)"
+    bool cuda_graphs = true;  // SessionConfig::cuda_graphs; a name ending in "-eager" turns them off (A/B on CUDA)
 };
 // Resolves a name (see the header comment); throws dc::Error listing the accepted names.
 RolloutConfigDef rollout_config(const std::string& name);

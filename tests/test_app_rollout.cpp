@@ -136,6 +136,14 @@ TEST_CASE("bench rollout names what it expected for bad input", "[app]") {
     const std::string bad = error_of(c);
     CHECK(bad.find("unknown configuration \"flash\"") != std::string::npos);
     CHECK(bad.find("dense-torch, window16, tempcache, annsa, annca, all") != std::string::npos);
+    // "-eager" is the same configuration with CUDA graphs off; the base name must still be a known one.
+    const dc::app::RolloutConfigDef all = dc::app::rollout_config("all"), eager = dc::app::rollout_config("all-eager");
+    CHECK(all.cuda_graphs);
+    CHECK_FALSE(eager.cuda_graphs);
+    CHECK(eager.type == all.type);
+    CHECK(eager.params_json == all.params_json);
+    c.configs = {"flash-eager"};
+    CHECK(error_of(c).find("unknown configuration \"flash\"") != std::string::npos);
     c.configs = {"dense"};
     c.frames = 0;
     CHECK(error_of(c).find("--frames: expected a positive frame count, found 0") != std::string::npos);
