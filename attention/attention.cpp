@@ -196,7 +196,8 @@ at::Tensor ComposedAttention::self_attend(const at::Tensor& q, const at::Tensor&
                                                     cache.frames(), lay->perm, lay->offsets_t, k.contiguous(),
                                                     v.contiguous(), slope, ctx.frame);
             out = res.first;
-            st.keys_attended = res.second.sum().item<int64_t>() + H * N * N;
+            st.keys_attended = H * N * N;   // the frame's own keys; the cached keys scored are counted on the device
+            st.add_pending(res.second.sum(), at::Tensor());
             probes = pr[0];
             codes = cache.key_codes(pl, tag)[0];
         }
@@ -351,14 +352,23 @@ at::Tensor ComposedAttention::cross_attend(const at::Tensor& q, const at::Tensor
     // A head that keeps nothing would attend to nothing: it falls back to every valid token (dense).
     at::Tensor none = keep.any(2, true).logical_not();                    // [B, H, 1]
     keep = keep.logical_or(none.logical_and(vb.unsqueeze(1)));
-    st.cross_kept = keep.sum().item<int64_t>();
-    // Gather the kept tokens to the front (stable), padded to the largest kept count.
-    const int64_t pk = std::max<int64_t>(1, keep.sum(2).max().item<int64_t>());
-    at::Tensor order = std::get<1>(at::sort(keep.to(at::kInt), /*stable=*/true, /*dim=*/2, /*descending=*/true));
-    at::Tensor idx = order.narrow(2, 0, pk);                                          // [B, H, pk]
-    at::Tensor gmask = keep.gather(2, idx);                                           // [B, H, pk]
-    at::Tensor gidx = idx.unsqueeze(3).expand({B, H, pk, D});
-    at::Tensor out = masked_attention(q, k.gather(2, gidx), v.gather(2, gidx), gmask).to(q.scalar_type());
+    at::Tensor out;
+    if (q.is_cuda()) {
+        // On the GPU the unkept tokens are masked out in place: gathering them away would need the kept count on
+        // the host (a wait for the GPU every call) to save a few of ≤ 128 prompt keys. Counted on the device.
+        st.cross_kept = 0;
+        st.add_pending(at::Tensor(), keep.sum());
+        out = masked_attention(q, k, v, keep).to(q.scalar_type());
+    } else {
+        st.cross_kept = keep.sum().item<int64_t>();
+        // Gather the kept tokens to the front (stable), padded to the largest kept count.
+        const int64_t pk = std::max<int64_t>(1, keep.sum(2).max().item<int64_t>());
+        at::Tensor order = std::get<1>(at::sort(keep.to(at::kInt), /*stable=*/true, /*dim=*/2, /*descending=*/true));
+        at::Tensor idx = order.narrow(2, 0, pk);                                          // [B, H, pk]
+        at::Tensor gmask = keep.gather(2, idx);                                           // [B, H, pk]
+        at::Tensor gidx = idx.unsqueeze(3).expand({B, H, pk, D});
+        out = masked_attention(q, k.gather(2, gidx), v.gather(2, gidx), gmask).to(q.scalar_type());
+    }
     if (ctx.measure_recall) {
         st.cross_recall_sum = cross_recall(q, k, vb, keep);
         st.cross_recall_calls = 1;
@@ -538,6 +548,26 @@ void ComposedAttention::commit(KvCache& cache, const at::Tensor& q, const at::Te
 }
 
 }  // namespace
+
+void AttentionStats::add_pending(const at::Tensor& keys_attended_n, const at::Tensor& cross_kept_n) {
+    const at::Tensor& like = keys_attended_n.defined() ? keys_attended_n : cross_kept_n;
+    if (!like.defined()) return;
+    const at::Tensor zero = at::zeros({}, like.options().dtype(at::kLong));
+    add_pending(at::stack({keys_attended_n.defined() ? keys_attended_n.to(at::kLong).reshape({}) : zero,
+                           cross_kept_n.defined() ? cross_kept_n.to(at::kLong).reshape({}) : zero}));
+}
+
+void AttentionStats::add_pending(const at::Tensor& counts) {
+    pending = pending.defined() ? pending + counts : counts;
+}
+
+void AttentionStats::resolve() {
+    if (!pending.defined()) return;
+    const at::Tensor h = pending.to(at::kCPU).contiguous();   // [2] int64
+    keys_attended += h.data_ptr<int64_t>()[0];
+    cross_kept += h.data_ptr<int64_t>()[1];
+    pending = at::Tensor();
+}
 
 Attention::Ptr make_attention(const AttentionSpec& spec) {
     AttentionSpec s = AttentionSpec::parse(spec.type, spec.params_json);   // validates (throws with the reason)

@@ -141,12 +141,19 @@ struct AttentionStats {
     int64_t committed = 0;          // tokens offered to the cache by commits
     int64_t merged = 0;             // of those, merged into an existing group (TempCache)
     int64_t evicted = 0;            // tokens evicted by window/budget
+    // Counts still on the device: CUDA calls add their keys_attended / cross_kept here instead of waiting for the
+    // GPU; resolve() reads them back (Session::step does, once a frame). density() and cross_kept_fraction()
+    // refuse unresolved stats.
+    at::Tensor pending;             // [2] int64 (keys_attended, cross_kept) on the device, or undefined
     double density() const;         // keys_attended / keys_available (1 for dense)
     double recall() const;          // mean recall over measured calls, or -1 when none measured
     double cross_kept_fraction() const;   // 1 when no cross call ran
     double cross_recall() const;    // mean AnnCA recall, or -1 when none measured
     double merge_rate() const;      // merged / committed
     void add(const AttentionStats& other);
+    void add_pending(const at::Tensor& keys_attended, const at::Tensor& cross_kept);   // device scalars or undefined
+    void add_pending(const at::Tensor& counts);   // [2] int64 on the device, as `pending`
+    void resolve();                 // folds pending into the counters (one device synchronisation)
 };
 
 // ---- parameters (the JSON sub-objects of AttentionSpec::params_json; defaults are the documented choices) --------

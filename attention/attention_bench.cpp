@@ -183,6 +183,7 @@ Row run_one(const AttentionBenchConfig& c, const std::string& type, const std::s
     }
     r.self_ms = median(ts);
     r.cross_ms = median(tc);
+    s.resolve();
     r.density = s.density();
     r.recall = s.recall();
     r.kept = s.cross_kept_fraction();

@@ -59,6 +59,7 @@ DeviceRun run_on(const std::string& type, const std::string& params, at::Device 
         ctx.step = ctx.n_steps;
         attn->commit(cache, q, k, v, ctx, &r.stats);
     }
+    r.stats.resolve();
     r.tokens = cache.size();
     r.keys = cache.keys().to(at::kCPU, at::kFloat);
     r.group = cache.group_sizes().to(at::kCPU);

@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -24,25 +25,33 @@ namespace dc::wm {
 struct DitGraphs::Impl {
     explicit Impl(const Net& n) : net(n), pass(n) {}
 
-    // Runs f once eagerly (warm-up: cuBLAS/cuDNN handles and workspaces, kernel loading), then captures it into g.
-    // Both on a side stream, as capture requires; the allocations made during capture live in the shared pool.
-    void warm_and_capture(at::cuda::CUDAGraph& g, const std::function<void()>& f) {
+    // Captures the stages into graphs, in order, on a side stream (capture needs one). All stages first run once
+    // eagerly, in the same order (warm-up: cuBLAS/cuDNN handles and workspaces, kernel loading); only then are they
+    // captured one after another, so that each graph reads the tensors the previous graph's capture produced.
+    // Allocations made during capture live in the shared pool, replayed in capture order.
+    void capture(std::vector<std::unique_ptr<at::cuda::CUDAGraph>>& out,
+                 const std::vector<std::function<void()>>& stages) {
         c10::cuda::device_synchronize();   // the static inputs were written on the current stream
         const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, net.device().index());
         c10::cuda::CUDAStreamGuard guard(side);
-        f();
+        for (const auto& f : stages) f();
         side.synchronize();
-        g.capture_begin(pool, cudaStreamCaptureModeThreadLocal);   // other threads (the UI's GL interop) go on
-        try {
-            f();
-        } catch (...) {
+        if (pool.first == 0 && pool.second == 0) pool = at::cuda::graph_pool_handle();
+        for (const auto& f : stages) {
+            out.push_back(std::make_unique<at::cuda::CUDAGraph>());
+            at::cuda::CUDAGraph& g = *out.back();
+            g.capture_begin(pool, cudaStreamCaptureModeThreadLocal);   // other threads (the UI's GL interop) go on
             try {
-                g.capture_end();
+                f();
             } catch (...) {
+                try {
+                    g.capture_end();
+                } catch (...) {
+                }
+                throw;
             }
-            throw;
+            g.capture_end();
         }
-        g.capture_end();
     }
 
     void capture_dit(const at::Tensor& x, const at::Tensor& prev) {
@@ -62,33 +71,30 @@ struct DitGraphs::Impl {
             o_in.push_back(at::zeros({1, H, N, D}, cdt));    // self-attention output
             c_in.push_back(at::zeros({1, 1, N, W}, cdt));    // cross-attention output, before its projection
         }
-        pool = at::cuda::graph_pool_handle();
         graphs.clear();
-        auto add = [&](const std::function<void()>& f) {
-            graphs.push_back(std::make_unique<at::cuda::CUDAGraph>());
-            warm_and_capture(*graphs.back(), f);
-        };
-        add([this] {
+        std::vector<std::function<void()>> stages;
+        stages.emplace_back([this] {
             at::Tensor c = net.cond(t_in, cn_in, act_in);   // [1, 1, W]
             pass.begin(x_in.unsqueeze(1), prev_in.unsqueeze(1), c);
             qkv[0] = pass.qkv(0);
         });
         for (int l = 0; l < d.depth; ++l) {
             const auto i = static_cast<size_t>(l);
-            add([this, l, i] { cq[i] = pass.after_self(l, o_in[i]); });
-            add([this, l, i, &d] {
+            stages.emplace_back([this, l, i] { cq[i] = pass.after_self(l, o_in[i]); });
+            stages.emplace_back([this, l, i, depth = d.depth] {
                 pass.after_cross(l, c_in[i]);
-                if (l + 1 < d.depth) qkv[i + 1] = pass.qkv(l + 1);
+                if (l + 1 < depth) qkv[i + 1] = pass.qkv(l + 1);
                 else x0 = pass.end();   // [1, 1, C, h, w]
             });
         }
+        capture(graphs, stages);
     }
 
     const Net& net;
     c10::cuda::MempoolId_t pool{0, 0};
     // Graphs before the tensors they write: members are destroyed in reverse order.
     std::vector<std::unique_ptr<at::cuda::CUDAGraph>> graphs;   // begin, then per block: after-self, after-cross
-    std::unique_ptr<at::cuda::CUDAGraph> dec_graph;
+    std::vector<std::unique_ptr<at::cuda::CUDAGraph>> dec_graph;   // one graph
     DitPass pass;
     at::Tensor x_in, prev_in, t_in, cn_in, act_in;   // static inputs: [1, C, h, w] x2, [1, 1], [1, 1], [1, 1, 4]
     std::vector<at::Tensor> o_in, c_in;               // per block: attention outputs copied in between replays
@@ -130,14 +136,12 @@ at::Tensor DitGraphs::run(const at::Tensor& x, const at::Tensor& prev, float t, 
 
 at::Tensor DitGraphs::decode(const at::Tensor& z) {
     Impl& g = *m;
-    if (!g.dec_graph) {
+    if (g.dec_graph.empty()) {
         g.z_in = at::zeros(z.sizes(), z.options().dtype(at::kFloat));
-        if (g.pool.first == 0 && g.pool.second == 0) g.pool = at::cuda::graph_pool_handle();
-        g.dec_graph = std::make_unique<at::cuda::CUDAGraph>();
-        g.warm_and_capture(*g.dec_graph, [&g] { g.img = g.net.decode(g.z_in); });
+        g.capture(g.dec_graph, {[&g] { g.img = g.net.decode(g.z_in); }});
     }
     g.z_in.copy_(z);
-    g.dec_graph->replay();
+    g.dec_graph[0]->replay();
     return g.img.clone();
 }
 

@@ -433,6 +433,7 @@ struct Session::Impl {
             stats->commit_ms = commit_ms;
             stats->decode_ms = decode_ms;
             fill_cache_stats(*stats);
+            st.resolve();   // the frame's device-side counts, read back once
             stats->attention = st;
         }
     }
