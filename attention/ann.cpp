@@ -107,6 +107,11 @@ at::Tensor lsh_probe_codes(const at::Tensor& x, const at::Tensor& planes, int pr
     const int nb = static_cast<int>(planes.size(2));
     const int64_t n_buckets = int64_t{1} << nb;
     const int64_t P = std::min<int64_t>(probes, n_buckets);
+#ifdef DC_HAVE_CUDA
+    if (x.is_cuda() && (P <= dc::cuda::kMaxLshProbes || P == n_buckets))   // on the GPU: no round trip to the host
+        return dc::cuda::lsh_probe_codes(x.contiguous(), planes.to(x.device(), at::kFloat).contiguous(),
+                                         static_cast<int>(P));
+#endif
     at::Tensor proj = project_fixed(x, planes);   // [B, H, T, bits]
     const int64_t rows = proj.numel() / nb;
     at::Tensor out = at::empty({x.size(0), x.size(1), x.size(2), P}, at::TensorOptions().dtype(at::kInt));

@@ -68,7 +68,8 @@ at::Tensor lsh_planes(int64_t n_heads, int64_t head_dim, int bits, uint64_t seed
 at::Tensor lsh_codes(const at::Tensor& x, const at::Tensor& planes);
 // Multi-probe: x [B, H, N, D] → [B, H, N, P] int32; probe 0 is the own code, then the buckets reached by the
 // cheapest sets of bit flips, cost = Σ |projection| of the flipped bits (Lv et al. 2007): the least confident bit
-// first. probes ≥ 2^bits lists every bucket. CPU (CUDA inputs are hashed on the CPU and moved back).
+// first. probes ≥ 2^bits lists every bucket. CUDA inputs are hashed on the GPU (probes ≤ 16 or all buckets; other
+// counts go through the CPU); codes there may differ where a projection is within rounding of 0.
 at::Tensor lsh_probe_codes(const at::Tensor& x, const at::Tensor& planes, int probes);
 
 }  // namespace dc

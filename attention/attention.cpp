@@ -113,7 +113,7 @@ public:
 private:
     bool annsa_sparse(const AttentionContext& ctx, int64_t cache_tokens) const;
     const at::Tensor& planes(std::map<std::tuple<int, int64_t, int64_t>, at::Tensor>& store, int layer, int64_t H,
-                             int64_t D, int bits, uint64_t seed);
+                             int64_t D, int bits, uint64_t seed, at::Device device);
     uint64_t sa_tag(int layer, int64_t H, int64_t D) const {
         return mix(mix(mix(m_cfg.annsa_params.seed + static_cast<uint64_t>(layer), 0x5a), m_cfg.annsa_params.bits),
                    static_cast<uint64_t>(H * 4099 + D));
@@ -149,11 +149,13 @@ bool ComposedAttention::annsa_sparse(const AttentionContext& ctx, int64_t cache_
 }
 
 const at::Tensor& ComposedAttention::planes(std::map<std::tuple<int, int64_t, int64_t>, at::Tensor>& store,
-                                            int layer, int64_t H, int64_t D, int bits, uint64_t seed) {
+                                            int layer, int64_t H, int64_t D, int bits, uint64_t seed,
+                                            at::Device device) {
     auto key = std::make_tuple(layer, H, D);
     auto it = store.find(key);
     if (it == store.end()) it = store.emplace(key, lsh_planes(H, D, bits, seed + static_cast<uint64_t>(layer))).first;
-    return it->second;
+    if (it->second.device() != device) it->second = it->second.to(device);   // kept where the queries are: no copy
+    return it->second;                                                       // per call
 }
 
 at::Tensor ComposedAttention::self_attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -188,7 +190,7 @@ at::Tensor ComposedAttention::self_attend(const at::Tensor& q, const at::Tensor&
         } else {
             DC_CHECK(sp.index == "lsh", "annsa.index \"" << sp.index << "\" runs on the CPU only; use \"lsh\" with "
                                                          << "CUDA tensors");
-            const at::Tensor& pl = planes(m_sa_planes, ctx.layer, H, D, sp.bits, sp.seed);
+            const at::Tensor& pl = planes(m_sa_planes, ctx.layer, H, D, sp.bits, sp.seed, q.device());
             const uint64_t tag = sa_tag(ctx.layer, H, D);
             auto lay = cuda_bucket_layout(cache, pl, tag, sp.bits);
             at::Tensor pr = lsh_probe_codes(q, pl, sp.probes).contiguous();   // [1, H, N, P] int32 on q's device
@@ -229,7 +231,7 @@ at::Tensor ComposedAttention::self_attend(const at::Tensor& q, const at::Tensor&
     if (!sparse) {
         out = attend_dense_chunked(qs, ck, cv, kadd, kc, vc);
     } else if (sp.index == "lsh") {
-        const at::Tensor& pl = planes(m_sa_planes, ctx.layer, H, D, sp.bits, sp.seed);
+        const at::Tensor& pl = planes(m_sa_planes, ctx.layer, H, D, sp.bits, sp.seed, q.device());
         const uint64_t tag = sa_tag(ctx.layer, H, D);
         auto store = cpu_bucket_store(cache, pl, tag, sp.bits, dt);
         probes = lsh_probe_codes(q, pl, sp.probes)[0];   // [H, N, P]
@@ -304,7 +306,7 @@ at::Tensor ComposedAttention::cross_attend(const at::Tensor& q, const at::Tensor
     const AnnCAParams& cp = m_cfg.annca_params;
     at::Tensor keep;   // [B, H, P] bool
     if (cp.index == "lsh") {
-        const at::Tensor& pl = planes(m_ca_planes, ctx.layer, H, D, cp.bits, cp.seed);
+        const at::Tensor& pl = planes(m_ca_planes, ctx.layer, H, D, cp.bits, cp.seed, q.device());
         at::Tensor kcodes = lsh_codes(k, pl);   // [B, H, P]
 #ifdef DC_HAVE_CUDA
         if (q.is_cuda()) {

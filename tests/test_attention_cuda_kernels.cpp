@@ -10,6 +10,7 @@
 #include <vector>
 
 #ifdef DC_HAVE_CUDA
+#include "attention/ann.h"
 #include "attention/attention.h"
 #include "attention/cuda/cuda_ops.h"
 #include "common/common.h"
@@ -204,6 +205,46 @@ TEST_CASE("cuda LSH codes are the sign bits of the projections", "[cuda][attenti
         CHECK(got.ne(want).logical_and(decided).sum().item<int64_t>() == 0);
         CHECK(codes.cpu().to(at::kLong).bitwise_right_shift(c.bits).eq(0).all().item<bool>());
     }
+#endif
+}
+
+TEST_CASE("cuda multi-probe codes are the CPU's cheapest bit flips", "[cuda][attention]") {
+#ifndef DC_HAVE_CUDA
+    WARN("built without the CUDA kernels (CPU LibTorch): skipped");
+#else
+    if (!cuda_ready()) return;
+    at::manual_seed(14);
+    struct Case {
+        at::ScalarType dtype;
+        int64_t B, H, T, D;
+        int bits, probes;
+    };
+    // AnnSA's and AnnCA's defaults (6 bits × 8 probes, 12 × 4), one probe, the 16-probe limit, every bucket, odd sizes.
+    for (const Case& c : {Case{at::kFloat, 1, 4, 256, 64, 6, 8}, Case{at::kBFloat16, 1, 4, 256, 64, 12, 4},
+                          Case{at::kFloat, 1, 2, 100, 64, 8, 1}, Case{at::kFloat, 2, 3, 77, 32, 16, 16},
+                          Case{at::kFloat, 1, 2, 50, 64, 3, 8}, Case{at::kFloat, 1, 2, 0, 64, 6, 8}}) {
+        CAPTURE(c.dtype, c.B, c.H, c.T, c.D, c.bits, c.probes);
+        at::Tensor x = randn({c.B, c.H, c.T, c.D}, c.dtype);
+        at::Tensor planes = dc::lsh_planes(c.H, c.D, c.bits, 99);
+        poison_allocator(c.B * c.H * c.T * c.probes * 4);
+        at::Tensor got = dc::cuda::lsh_probe_codes(x.to(kCuda), planes.to(kCuda), c.probes);
+        REQUIRE(got.sizes() == at::IntArrayRef({c.B, c.H, c.T, c.probes}));
+        REQUIRE(got.scalar_type() == at::kInt);
+        if (c.T == 0) continue;
+        at::Tensor want = dc::lsh_probe_codes(x, planes, c.probes);   // the CPU implementation
+        at::Tensor g = got.cpu();
+        CHECK(g.select(3, 0).equal(dc::cuda::lsh_codes(x.to(kCuda), planes.to(kCuda)).cpu()));
+        // Rows agree except where fp32 summation order moves a projection across 0 or swaps two near-equal costs.
+        const double rows_equal = g.eq(want).all(3).to(at::kDouble).mean().item<double>();
+        CHECK(rows_equal >= 0.98);
+        // Every row lists distinct buckets.
+        at::Tensor sorted = std::get<0>(g.sort(3));
+        CHECK(sorted.narrow(3, 1, c.probes - 1).ne(sorted.narrow(3, 0, c.probes - 1)).all().item<bool>());
+    }
+    at::Tensor x = randn({1, 2, 10, 64}, at::kFloat).to(kCuda);
+    at::Tensor planes = dc::lsh_planes(2, 64, 6, 1).to(kCuda);
+    CHECK_THROWS_WITH(dc::cuda::lsh_probe_codes(x, planes, 17),
+                      Catch::Contains("probes must be in 1..16 or exactly 2^bits = 64, found 17"));
 #endif
 }
 

@@ -235,6 +235,40 @@ at::Tensor lsh_codes(const at::Tensor& x, const at::Tensor& planes) {
     return codes;
 }
 
+at::Tensor lsh_probe_codes(const at::Tensor& x, const at::Tensor& planes, int probes) {
+    const char* fn = "dc::cuda::lsh_probe_codes";
+    static_assert(kMaxLshProbes == kn::kMaxProbes, "cuda_ops.h and kernels.cuh disagree on the probe limit");
+    DC_CHECK(x.defined() && x.is_cuda(), fn << ": x must be a CUDA tensor [B, H, T, D]");
+    const at::Device dev = x.device();
+    expect_cuda(x, fn, "x", dev, 4);
+    const int64_t B = x.size(0), H = x.size(1), T = x.size(2), D = x.size(3);
+    const kn::DType dt = qkv_dtype(x, fn);
+    expect_cuda(planes, fn, "planes", dev, 3);
+    expect_dtype(planes, fn, "planes", at::kFloat);
+    const int64_t bits = planes.size(2);
+    DC_CHECK(bits >= 1 && bits <= 16,
+             fn << ": planes must be [H, D, bits] with 1 ≤ bits ≤ 16, found " << planes.sizes());
+    expect_sizes(planes, fn, "planes", {H, D, bits}, "[H, D, bits]");
+    const int64_t n_buckets = int64_t{1} << bits;
+    DC_CHECK(probes >= 1 && (probes <= kMaxLshProbes || probes == n_buckets) && probes <= n_buckets,
+             fn << ": probes must be in 1.." << std::min<int64_t>(kMaxLshProbes, n_buckets) << " or exactly 2^bits = "
+                << n_buckets << ", found " << probes);
+    DC_CHECK(D >= 1 && D * bits * 4 <= 12 * 1024 && B * H <= 65535,
+             fn << ": sizes out of range (D·bits ≤ 3072, B·H ≤ 65535), found " << x.sizes() << " and " << bits
+                << " bits");
+    at::Tensor xc = x.contiguous();
+    if (xc.numel() > 0 && !aligned16(xc)) xc = fresh_copy(xc);
+    const at::Tensor pc = planes.contiguous();
+    const c10::cuda::CUDAGuard guard(dev);
+    at::Tensor out = at::empty({B, H, T, probes}, x.options().dtype(at::kInt));  // [B, H, T, P]
+    if (out.numel() == 0) return out;
+    check_launch(kn::lsh_probe_codes(dt, xc.data_ptr(), pc.data_ptr<float>(), static_cast<int>(B),
+                                     static_cast<int>(H), T, static_cast<int>(D), static_cast<int>(bits), probes,
+                                     out.data_ptr<int32_t>(), current_stream(dev)),
+                 fn);
+    return out;
+}
+
 std::pair<at::Tensor, at::Tensor> bucket_sort(const at::Tensor& codes, int bits) {
     const char* fn = "dc::cuda::bucket_sort";
     DC_CHECK(codes.defined() && codes.is_cuda(), fn << ": codes must be a CUDA tensor [1, H, T] int32");

@@ -30,6 +30,10 @@ at::Tensor dense_attention(const at::Tensor& q, const at::Tensor& k_cache, const
 // LSH codes: sign bits of projections. x [B, H, T, D]; planes [H, D, bits] f32 (bits ≤ 16) → codes [B, H, T] i32,
 // code = Σ_b [x·planes[:, :, b] > 0] << b.
 at::Tensor lsh_codes(const at::Tensor& x, const at::Tensor& planes);
+// Multi-probe codes x [B, H, T, D], planes [H, D, bits] f32 → [B, H, T, probes] i32: own code first, then the
+// cheapest bit flips (attention/ann.h lsh_probe_codes). probes ≤ kMaxLshProbes or exactly 2^bits.
+constexpr int kMaxLshProbes = 16;
+at::Tensor lsh_probe_codes(const at::Tensor& x, const at::Tensor& planes, int probes);
 
 // Bucket-sorted layout of cache codes [1, H, T] i32 with 2^bits buckets: returns (perm [1, H, T] i32 — cache
 // indices sorted by code, stable; offsets [1, H, 2^bits + 1] i32 — bucket b is perm[offsets[b] : offsets[b+1]]).

@@ -64,6 +64,12 @@ cudaError_t dense_attention(const DenseArgs& a, const DensePlan& plan, void* wor
 // → codes [B, H, T] int32, code = Σ_b [x·planes[h, :, b] > 0] << b.
 cudaError_t lsh_codes(DType dtype, const void* x, const float* planes, int B, int H, int64_t T, int D, int bits,
                       int32_t* codes, cudaStream_t stream);
+// Multi-probe codes: [B, H, T, probes] int32, the row's own code first, then the codes of the cheapest bit-flip sets
+// (|projection| costs) in increasing total cost — attention/ann.cpp's lsh_probe_codes on the GPU. probes ≤ kMaxProbes,
+// or exactly 2^bits (every bucket: own code, then the rest in code order).
+constexpr int kMaxProbes = 16;
+cudaError_t lsh_probe_codes(DType dtype, const void* x, const float* planes, int B, int H, int64_t T, int D, int bits,
+                            int probes, int32_t* out, cudaStream_t stream);
 
 // ---- 3. bucket sort (stable counting sort per head, 8-bit digits) ---------------------------------------------------
 // codes [H, T] contiguous int32, taken modulo 2^bits (bits in [1, 16]) → perm [H, T] int32 (indices sorted by code,
