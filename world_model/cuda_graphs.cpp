@@ -54,7 +54,8 @@ struct DitGraphs::Impl {
         }
     }
 
-    void capture_dit(const at::Tensor& x, const at::Tensor& prev) {
+    void capture_dit(const at::Tensor& x) {
+        const at::Tensor& prev = x;   // same shape
         const auto& d = net.config().dit;
         const int64_t N = x.size(2) * x.size(3), H = d.heads(), D = d.head_dim, W = d.width;
         const at::TensorOptions f32 = x.options().dtype(at::kFloat), cdt = f32.dtype(net.compute_dtype());
@@ -112,10 +113,35 @@ DitGraphs::DitGraphs(const Net& net) : m(std::make_unique<Impl>(net)) {
 
 DitGraphs::~DitGraphs() = default;
 
+void DitGraphs::capture_dit(const at::Tensor& x) {
+    m->graphs.clear();
+    try {
+        m->capture_dit(x);
+    } catch (...) {
+        m->graphs.clear();
+        throw;
+    }
+}
+
+void DitGraphs::capture_decoder(const at::Tensor& z) {
+    Impl& g = *m;
+    g.dec_graph.clear();
+    g.z_in = at::zeros(z.sizes(), z.options().dtype(at::kFloat));
+    try {
+        g.capture(g.dec_graph, {[&g] { g.img = g.net.decode(g.z_in); }});
+    } catch (...) {
+        g.dec_graph.clear();
+        throw;
+    }
+}
+
+bool DitGraphs::dit_ready() const { return !m->graphs.empty(); }
+bool DitGraphs::decoder_ready() const { return !m->dec_graph.empty(); }
+
 at::Tensor DitGraphs::run(const at::Tensor& x, const at::Tensor& prev, float t, float ctx_noise,
                           const std::array<float, 4>& action, CachedAttention& attention) {
     Impl& g = *m;
-    if (g.graphs.empty()) g.capture_dit(x, prev);
+    DC_CHECK(dit_ready(), "DitGraphs::run before capture_dit");
     g.x_in.copy_(x);
     g.prev_in.copy_(prev);
     g.t_in.fill_(t);   // fills, not host-to-device copies: no stream synchronisation
@@ -136,10 +162,7 @@ at::Tensor DitGraphs::run(const at::Tensor& x, const at::Tensor& prev, float t, 
 
 at::Tensor DitGraphs::decode(const at::Tensor& z) {
     Impl& g = *m;
-    if (g.dec_graph.empty()) {
-        g.z_in = at::zeros(z.sizes(), z.options().dtype(at::kFloat));
-        g.capture(g.dec_graph, {[&g] { g.img = g.net.decode(g.z_in); }});
-    }
+    DC_CHECK(decoder_ready(), "DitGraphs::decode before capture_decoder");
     g.z_in.copy_(z);
     g.dec_graph[0]->replay();
     return g.img.clone();
@@ -156,6 +179,11 @@ DitGraphs::DitGraphs(const Net&) {
 }
 
 DitGraphs::~DitGraphs() = default;
+
+void DitGraphs::capture_dit(const at::Tensor&) { DC_FAIL("CUDA graphs need a CUDA build of Dreamcaster"); }
+void DitGraphs::capture_decoder(const at::Tensor&) { DC_FAIL("CUDA graphs need a CUDA build of Dreamcaster"); }
+bool DitGraphs::dit_ready() const { return false; }
+bool DitGraphs::decoder_ready() const { return false; }
 
 at::Tensor DitGraphs::run(const at::Tensor&, const at::Tensor&, float, float, const std::array<float, 4>&,
                           CachedAttention&) {

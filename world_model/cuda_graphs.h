@@ -8,7 +8,8 @@
 // whose accelerations choose keys on the fly — still runs eagerly between the replays, so every attention
 // configuration works unchanged. Inputs are copied into static buffers; stage outputs are the graphs' own tensors.
 //
-//   wm::DitGraphs g(net);                                                  // CUDA nets only; captures on first run
+//   wm::DitGraphs g(net);                                                  // CUDA nets only
+//   g.capture_dit(x);  g.capture_decoder(x);                               // once; throw if capture fails
 //   wm::CachedAttention ca(net, prompt, caches, attn, ctx, false, &stats);
 //   at::Tensor x0 = g.run(x, prev, t, ctx_noise, action, ca);              // == net.dit_cached(x, prev, cond, …)
 //   at::Tensor img = g.decode(x0);                                         // == net.decode(x0)
@@ -26,14 +27,22 @@ namespace dc::wm {
 class DitGraphs {
 public:
     static bool available();   // this build can capture CUDA graphs (a CUDA LibTorch)
-    explicit DitGraphs(const Net& net);   // net on a CUDA device; nothing is captured until the first run
+    explicit DitGraphs(const Net& net);   // net on a CUDA device; nothing is captured yet
     ~DitGraphs();
     DitGraphs(const DitGraphs&) = delete;
     DitGraphs& operator=(const DitGraphs&) = delete;
 
+    // Captures the DiT stages for inputs shaped like x [1, C, h, w] / the decoder for latents shaped like z. Throws
+    // dc::Error or a CUDA error when capturing fails (the caller then runs without graphs); run/decode need them.
+    void capture_dit(const at::Tensor& x);
+    void capture_decoder(const at::Tensor& z);
+    bool dit_ready() const;
+    bool decoder_ready() const;
+
     // x, prev [1, C, h, w]; t, ctx_noise: the frame's flow time and context-noise level; action (forward, strafe,
     // turn, use) — as Net::cond takes them. Returns x0_hat [1, C, h, w] fp32 (a fresh tensor), or an undefined
-    // tensor for a commit pass (it stops after the last block's commit).
+    // tensor for a commit pass (it stops after the last block's commit). Errors of the attention calls propagate
+    // (the graphs stay valid).
     at::Tensor run(const at::Tensor& x, const at::Tensor& prev, float t, float ctx_noise,
                    const std::array<float, 4>& action, CachedAttention& attention);
     at::Tensor decode(const at::Tensor& z);   // z [1, C, h, w] -> [1, 3, H, W] fp32 (a fresh tensor)

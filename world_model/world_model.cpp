@@ -328,24 +328,22 @@ struct Session::Impl {
     std::unique_ptr<wm::DitGraphs> graphs;
     bool graphs_failed = false;
 
-    wm::DitGraphs* use_graphs() {
+    // The graphs, captured on first use for tensors shaped like `like`; nullptr when this session runs without
+    // them (CPU, a CPU build, SessionConfig::cuda_graphs off, or a capture that failed: logged once). Only capture
+    // failures turn graphs off: errors of a pass itself (attention, out of memory) propagate as they would without.
+    wm::DitGraphs* use_graphs(const at::Tensor& like, bool decoder) {
         if (graphs_failed || !cfg.cuda_graphs || !dev.is_cuda() || !wm::DitGraphs::available()) return nullptr;
-        if (!graphs) graphs = std::make_unique<wm::DitGraphs>(net());
-        return graphs.get();
-    }
-
-    template <class Graphed, class Eager>
-    at::Tensor with_graphs(Graphed&& graphed, Eager&& eager) {
-        if (wm::DitGraphs* g = use_graphs()) {
-            try {
-                return graphed(*g);
-            } catch (const std::exception& e) {
-                dc::log(LogLevel::warn, std::string("CUDA graphs off for this session, ops run one by one: ") + e.what());
-                graphs.reset();
-                graphs_failed = true;
-            }
+        try {
+            if (!graphs) graphs = std::make_unique<wm::DitGraphs>(net());
+            if (!decoder && !graphs->dit_ready()) graphs->capture_dit(like);
+            if (decoder && !graphs->decoder_ready()) graphs->capture_decoder(like);
+        } catch (const std::exception& e) {
+            dc::log(LogLevel::warn, std::string("CUDA graphs off for this session, ops run one by one: ") + e.what());
+            graphs.reset();
+            graphs_failed = true;
+            return nullptr;
         }
-        return eager();
+        return graphs.get();
     }
 
     static std::array<float, 4> action_vector(const game::Action& a) {
@@ -356,19 +354,17 @@ struct Session::Impl {
     // One DiT pass at flow time t (commit: also writes this frame's K/V into the caches).
     at::Tensor dit(const at::Tensor& x, float t, const game::Action& a, int step, bool commit, AttentionStats* st) {
         const float cn = cfg.ctx_noise >= 0 ? cfg.ctx_noise : net().config().sampler.ctx_noise;
-        return with_graphs(
-            [&](wm::DitGraphs& g) {
-                wm::CachedAttention ca(net(), prompt, caches, *attn, ctx(step), commit, st);
-                return g.run(x, prev, t, cn, action_vector(a), ca);
-            },
-            [&] {
-                at::Tensor y = net().dit_cached(x, prev, cond(t, a), prompt, caches, *attn, ctx(step), commit, st);
-                return y.defined() ? y[0] : y;
-            });
+        if (wm::DitGraphs* g = use_graphs(x, false)) {
+            wm::CachedAttention ca(net(), prompt, caches, *attn, ctx(step), commit, st);
+            return g->run(x, prev, t, cn, action_vector(a), ca);
+        }
+        at::Tensor y = net().dit_cached(x, prev, cond(t, a), prompt, caches, *attn, ctx(step), commit, st);
+        return y.defined() ? y[0] : y;
     }
 
     at::Tensor decode(const at::Tensor& z) {
-        return with_graphs([&](wm::DitGraphs& g) { return g.decode(z); }, [&] { return net().decode(z); });
+        if (wm::DitGraphs* g = use_graphs(z, true)) return g->decode(z);
+        return net().decode(z);
     }
 
     AttentionContext ctx(int step) const {
