@@ -20,7 +20,7 @@
 // configuration without CUDA graphs (every op launched from the host), to show what the graphs save.
 //
 // Outputs in out_dir: rollout.csv (one row per configuration and frame; columns in kRolloutCsvColumns),
-// summary.md (card, commit, date, tables, targets, roofline), actions.txt (the actions as an action script),
+// summary.md (card, commit — git's, or DC_COMMIT's where the tree has no history —, date, tables, targets, roofline), actions.txt (the actions as an action script),
 // plot_vars.gp + fps.png, memory.png, psnr.png, psnr_real.png (bench/rollout.gp, when gnuplot is installed), and with
 // revisit: revisit.txt (the walk), revisit.csv and revisit.png.
 //
