@@ -39,7 +39,7 @@ namespace dc::app {
 struct RolloutBenchConfig {
     std::string model_path;      // "" = the shipped assets/models/default.json
     std::string device = "cpu";  // "cpu" or "cuda[:N]"
-    int64_t frames = 3000;       // frames generated per configuration (the long rollout)
+    int64_t frames = 3000;       // frames generated per configuration (DESIGN.md §8's long rollout)
     std::vector<std::string> configs = {"dense", "dense-torch", "window16", "tempcache", "annsa", "annca", "all"};
     int steps = 4;               // S denoising steps per frame
     uint64_t seed = 1;           // noise seed of the sessions and seed of the game and agent

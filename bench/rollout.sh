@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The long-rollout matrix of issue #7 on one card: `dreamcaster bench rollout` with the 7 configurations (dense,
+# The long-rollout matrix (DESIGN.md §8) on one card: `dreamcaster bench rollout` with the 7 configurations (dense,
 # dense-torch, window16, tempcache, annsa, annca, all) at 3000 frames, then the revisit test (back in the spawn room
 # at frame ≥ 2000: tempcache, window16, window-eq). Everything goes under the output folder; the summary is also
 # copied to bench/results/rollout-<card>.md (h100, h200, or cpu-2core).
