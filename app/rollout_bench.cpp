@@ -977,10 +977,21 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
        << f100 << " | speedup vs dense @" << F << " | denoise / commit / decode ms @" << F << " | cache MB @" << F
        << " | " << (cuda ? "peak GPU MB" : "peak RSS MB") << " @" << f300 << " → @" << F << " | growth |\n";
     md << "|---|---|---|---|---|---|---|---|---|---|\n";
-    // Figures "at the end" are at frame F, or at the last frame a configuration stopped at the time limit reached
-    // (its speedup is then against dense at that same frame).
+    // Figures "at the end" are at frame F, or at the last frame a configuration stopped at the time limit reached.
+    // Speedups compare the two runs at the last frame both reached (named when it is not the end).
     auto end_of = [&](const RunResult& r) { return (r.rows.empty() ? F : r.rows.back().frame) - h; };
     auto dense_at = [&](int64_t frame) { return dense ? mean_around(dense->rows, frame, h, step_ms) : NAN; };
+    auto common_end = [&](const RunResult& r) { return dense ? std::min(end_of(r), end_of(*dense)) : end_of(r); };
+    auto speedup = [&](const RunResult& r) {   // dense ms / this ms at the common frame
+        const int64_t c = common_end(r);
+        return dense_at(c) / mean_around(r.rows, c, h, step_ms);
+    };
+    auto speedup_cell = [&](const RunResult& r) {
+        const double sp = speedup(r);
+        if (!(sp > 0)) return std::string("n/a");
+        const int64_t c = common_end(r);
+        return fmt(sp, 2) + "×" + (c != end_of(r) ? " (@" + std::to_string(c + h) + ")" : std::string());
+    };
     for (const auto& r : runs) {
         const double a = mean_around(r.rows, f100, h, step_ms), b = mean_around(r.rows, end_of(r), h, step_ms);
         const double fa = mean_around(r.rows, f100, h, fps), fb = mean_around(r.rows, end_of(r), h, fps);
@@ -989,7 +1000,7 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
         const double m300 = r300 ? mem_peak(*r300, cuda) : NAN, mend = rend ? mem_peak(*rend, cuda) : NAN;
         md << "| " << r.def.name << (r.truncated ? " (stopped at frame " + std::to_string(r.rows.size()) + ")" : "")
            << " | " << fmt(a) << " | " << fmt(b) << " | " << fmt(fb) << " | " << pct(fb / fa) << " | "
-           << (dense_at(end_of(r)) > 0 ? fmt(dense_at(end_of(r)) / b, 2) + "×" : "n/a") << " | "
+           << speedup_cell(r) << " | "
            << fmt(mean_around(r.rows, end_of(r), h, [](const Row& x) { return x.denoise_ms; })) << " / "
            << fmt(mean_around(r.rows, end_of(r), h, [](const Row& x) { return x.commit_ms; })) << " / "
            << fmt(mean_around(r.rows, end_of(r), h, [](const Row& x) { return x.decode_ms; })) << " | "
@@ -1051,18 +1062,18 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
     for (const auto& r : runs)
         if (r.def.name == "all") all = &r;
     if (dense && all && !all->rows.empty()) {
-        const double sp = dense_at(end_of(*all)) / mean_around(all->rows, end_of(*all), h, step_ms);
+        const double sp = speedup(*all);
         const double pd = mean_all(all->rows, [](const Row& x) { return x.psnr_dense; });
-        md << "| all modules ≥ 15× faster than dense at frame " << F << " | " << fmt(sp, 2) << "× | "
+        md << "| all modules ≥ 15× faster than dense at frame " << F << " | " << speedup_cell(*all) << " | "
            << verdict(sp >= 15, "by " + fmt(15 / sp, 1) + "×") << " |\n";
         md << "| all modules PSNR vs dense ≥ 30 dB | " << fmt(pd, 2) << " dB | "
            << verdict(pd >= 30, "by " + fmt(30 - pd, 1) + " dB") << " |\n";
     }
     for (const auto& r : runs) {
         if (r.def.name == "dense" || r.def.name == "dense-torch" || !dense || r.rows.empty()) continue;
-        const double sp = dense_at(end_of(r)) / mean_around(r.rows, end_of(r), h, step_ms);
+        const double sp = speedup(r);
         const double pd = mean_all(r.rows, [](const Row& x) { return x.psnr_dense; });
-        md << "| " << r.def.name << ": ≥ 15× vs dense, PSNR vs dense ≥ 30 dB | " << fmt(sp, 2) << "×, " << fmt(pd, 2)
+        md << "| " << r.def.name << ": ≥ 15× vs dense, PSNR vs dense ≥ 30 dB | " << speedup_cell(r) << ", " << fmt(pd, 2)
            << " dB | "
            << verdict(sp >= 15 && pd >= 30, (sp < 15 ? "speed by " + fmt(15 / sp, 1) + "× " : "") +
                                                 (pd < 30 ? "quality by " + fmt(30 - pd, 1) + " dB" : ""))
