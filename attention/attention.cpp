@@ -551,24 +551,28 @@ void ComposedAttention::commit(KvCache& cache, const at::Tensor& q, const at::Te
 
 }  // namespace
 
-void AttentionStats::add_pending(const at::Tensor& keys_attended_n, const at::Tensor& cross_kept_n) {
-    const at::Tensor& like = keys_attended_n.defined() ? keys_attended_n : cross_kept_n;
-    if (!like.defined()) return;
-    const at::Tensor zero = at::zeros({}, like.options().dtype(at::kLong));
-    add_pending(at::stack({keys_attended_n.defined() ? keys_attended_n.to(at::kLong).reshape({}) : zero,
-                           cross_kept_n.defined() ? cross_kept_n.to(at::kLong).reshape({}) : zero}));
+namespace {
+
+void add_count(at::Tensor& pending, const at::Tensor& n) {   // a device scalar into a running device sum, no wait
+    if (n.defined()) pending = pending.defined() ? pending + n : n.to(at::kLong);
 }
 
-void AttentionStats::add_pending(const at::Tensor& counts) {
-    pending = pending.defined() ? pending + counts : counts;
+int64_t take_count(at::Tensor& pending) {
+    const int64_t v = pending.defined() ? pending.item<int64_t>() : 0;
+    pending = at::Tensor();
+    return v;
+}
+
+}  // namespace
+
+void AttentionStats::add_pending(const at::Tensor& keys_attended_n, const at::Tensor& cross_kept_n) {
+    add_count(pending_keys_attended, keys_attended_n);
+    add_count(pending_cross_kept, cross_kept_n);
 }
 
 void AttentionStats::resolve() {
-    if (!pending.defined()) return;
-    const at::Tensor h = pending.to(at::kCPU).contiguous();   // [2] int64
-    keys_attended += h.data_ptr<int64_t>()[0];
-    cross_kept += h.data_ptr<int64_t>()[1];
-    pending = at::Tensor();
+    keys_attended += take_count(pending_keys_attended);
+    cross_kept += take_count(pending_cross_kept);
 }
 
 Attention::Ptr make_attention(const AttentionSpec& spec) {

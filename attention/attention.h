@@ -144,7 +144,7 @@ struct AttentionStats {
     // Counts still on the device: CUDA calls add their keys_attended / cross_kept here instead of waiting for the
     // GPU; resolve() reads them back (Session::step does, once a frame). density() and cross_kept_fraction()
     // refuse unresolved stats.
-    at::Tensor pending;             // [2] int64 (keys_attended, cross_kept) on the device, or undefined
+    at::Tensor pending_keys_attended, pending_cross_kept;   // int64 scalars on the device, or undefined
     double density() const;         // keys_attended / keys_available (1 for dense)
     double recall() const;          // mean recall over measured calls, or -1 when none measured
     double cross_kept_fraction() const;   // 1 when no cross call ran
@@ -152,7 +152,6 @@ struct AttentionStats {
     double merge_rate() const;      // merged / committed
     void add(const AttentionStats& other);
     void add_pending(const at::Tensor& keys_attended, const at::Tensor& cross_kept);   // device scalars or undefined
-    void add_pending(const at::Tensor& counts);   // [2] int64 on the device, as `pending`
     void resolve();                 // folds pending into the counters (one device synchronisation)
 };
 

@@ -13,12 +13,12 @@ namespace dc {
 // ---- stats ------------------------------------------------------------------------------------------------------
 
 double AttentionStats::density() const {
-    DC_CHECK(!pending.defined(), "AttentionStats::density: device counts not read back yet (call resolve())");
+    DC_CHECK(!pending_keys_attended.defined(), "AttentionStats::density: device counts not read back yet (call resolve())");
     return keys_available > 0 ? static_cast<double>(keys_attended) / static_cast<double>(keys_available) : 1.0;
 }
 double AttentionStats::recall() const { return recall_calls > 0 ? recall_sum / static_cast<double>(recall_calls) : -1; }
 double AttentionStats::cross_kept_fraction() const {
-    DC_CHECK(!pending.defined(), "AttentionStats::cross_kept_fraction: device counts not read back yet (call resolve())");
+    DC_CHECK(!pending_cross_kept.defined(), "AttentionStats::cross_kept_fraction: device counts not read back yet (call resolve())");
     return cross_available > 0 ? static_cast<double>(cross_kept) / static_cast<double>(cross_available) : 1.0;
 }
 double AttentionStats::cross_recall() const {
@@ -41,7 +41,7 @@ void AttentionStats::add(const AttentionStats& o) {
     committed += o.committed;
     merged += o.merged;
     evicted += o.evicted;
-    if (o.pending.defined()) add_pending(o.pending);
+    add_pending(o.pending_keys_attended, o.pending_cross_kept);
 }
 
 // ---- spec -------------------------------------------------------------------------------------------------------

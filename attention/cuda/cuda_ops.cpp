@@ -206,65 +206,67 @@ at::Tensor dense_attention(const at::Tensor& q, const at::Tensor& k_cache, const
     return out;
 }
 
-at::Tensor lsh_codes(const at::Tensor& x, const at::Tensor& planes) {
-    const char* fn = "dc::cuda::lsh_codes";
+namespace {
+
+// x [B, H, T, D] and planes [H, D, bits] checked for the LSH kernels (the head's planes sit in shared memory: D·bits
+// floats ≤ max_plane_floats), x made contiguous and 16-byte aligned.
+struct LshInputs {
+    int64_t B = 0, H = 0, T = 0, D = 0, bits = 0;
+    kn::DType dt{};
+    at::Tensor xc, pc;
+};
+
+LshInputs lsh_inputs(const char* fn, const at::Tensor& x, const at::Tensor& planes, int64_t max_plane_floats) {
     DC_CHECK(x.defined() && x.is_cuda(), fn << ": x must be a CUDA tensor [B, H, T, D]");
     const at::Device dev = x.device();
     expect_cuda(x, fn, "x", dev, 4);
-    const int64_t B = x.size(0), H = x.size(1), T = x.size(2), D = x.size(3);
-    const kn::DType dt = qkv_dtype(x, fn);
+    LshInputs in;
+    in.B = x.size(0), in.H = x.size(1), in.T = x.size(2), in.D = x.size(3);
+    in.dt = qkv_dtype(x, fn);
     expect_cuda(planes, fn, "planes", dev, 3);
     expect_dtype(planes, fn, "planes", at::kFloat);
-    const int64_t bits = planes.size(2);
-    DC_CHECK(bits >= 1 && bits <= 16,
+    in.bits = planes.size(2);
+    DC_CHECK(in.bits >= 1 && in.bits <= 16,
              fn << ": planes must be [H, D, bits] with 1 ≤ bits ≤ 16, found " << planes.sizes());
-    expect_sizes(planes, fn, "planes", {H, D, bits}, "[H, D, bits]");
-    DC_CHECK(
-        D >= 1 && D * bits * 4 <= 48 * 1024 && B * H <= 65535,
-        fn << ": sizes out of range (D·bits ≤ 12288, B·H ≤ 65535), found " << x.sizes() << " and " << bits << " bits");
-    at::Tensor xc = x.contiguous();
-    if (xc.numel() > 0 && !aligned16(xc)) xc = fresh_copy(xc);
-    const at::Tensor pc = planes.contiguous();
-    const c10::cuda::CUDAGuard guard(dev);
-    at::Tensor codes = at::empty({B, H, T}, x.options().dtype(at::kInt));  // [B, H, T]
+    expect_sizes(planes, fn, "planes", {in.H, in.D, in.bits}, "[H, D, bits]");
+    DC_CHECK(in.D >= 1 && in.D * in.bits <= max_plane_floats && in.B * in.H <= 65535,
+             fn << ": sizes out of range (D·bits ≤ " << max_plane_floats << ", B·H ≤ 65535), found " << x.sizes()
+                << " and " << in.bits << " bits");
+    in.xc = x.contiguous();
+    if (in.xc.numel() > 0 && !aligned16(in.xc)) in.xc = fresh_copy(in.xc);
+    in.pc = planes.contiguous();
+    return in;
+}
+
+}  // namespace
+
+at::Tensor lsh_codes(const at::Tensor& x, const at::Tensor& planes) {
+    const char* fn = "dc::cuda::lsh_codes";
+    const LshInputs in = lsh_inputs(fn, x, planes, 12 * 1024);
+    const c10::cuda::CUDAGuard guard(x.device());
+    at::Tensor codes = at::empty({in.B, in.H, in.T}, x.options().dtype(at::kInt));  // [B, H, T]
     if (codes.numel() == 0) return codes;
-    check_launch(
-        kn::lsh_codes(dt, xc.data_ptr(), pc.data_ptr<float>(), static_cast<int>(B), static_cast<int>(H), T,
-                      static_cast<int>(D), static_cast<int>(bits), codes.data_ptr<int32_t>(), current_stream(dev)),
-        fn);
+    check_launch(kn::lsh_codes(in.dt, in.xc.data_ptr(), in.pc.data_ptr<float>(), static_cast<int>(in.B),
+                               static_cast<int>(in.H), in.T, static_cast<int>(in.D), static_cast<int>(in.bits),
+                               codes.data_ptr<int32_t>(), current_stream(x.device())),
+                 fn);
     return codes;
 }
 
 at::Tensor lsh_probe_codes(const at::Tensor& x, const at::Tensor& planes, int probes) {
     const char* fn = "dc::cuda::lsh_probe_codes";
     static_assert(kMaxLshProbes == kn::kMaxProbes, "cuda_ops.h and kernels.cuh disagree on the probe limit");
-    DC_CHECK(x.defined() && x.is_cuda(), fn << ": x must be a CUDA tensor [B, H, T, D]");
-    const at::Device dev = x.device();
-    expect_cuda(x, fn, "x", dev, 4);
-    const int64_t B = x.size(0), H = x.size(1), T = x.size(2), D = x.size(3);
-    const kn::DType dt = qkv_dtype(x, fn);
-    expect_cuda(planes, fn, "planes", dev, 3);
-    expect_dtype(planes, fn, "planes", at::kFloat);
-    const int64_t bits = planes.size(2);
-    DC_CHECK(bits >= 1 && bits <= 16,
-             fn << ": planes must be [H, D, bits] with 1 ≤ bits ≤ 16, found " << planes.sizes());
-    expect_sizes(planes, fn, "planes", {H, D, bits}, "[H, D, bits]");
-    const int64_t n_buckets = int64_t{1} << bits;
+    const LshInputs in = lsh_inputs(fn, x, planes, 3 * 1024);   // the probe kernel also keeps per-thread heaps
+    const int64_t n_buckets = int64_t{1} << in.bits;
     DC_CHECK(probes >= 1 && (probes <= kMaxLshProbes || probes == n_buckets) && probes <= n_buckets,
              fn << ": probes must be in 1.." << std::min<int64_t>(kMaxLshProbes, n_buckets) << " or exactly 2^bits = "
                 << n_buckets << ", found " << probes);
-    DC_CHECK(D >= 1 && D * bits * 4 <= 12 * 1024 && B * H <= 65535,
-             fn << ": sizes out of range (D·bits ≤ 3072, B·H ≤ 65535), found " << x.sizes() << " and " << bits
-                << " bits");
-    at::Tensor xc = x.contiguous();
-    if (xc.numel() > 0 && !aligned16(xc)) xc = fresh_copy(xc);
-    const at::Tensor pc = planes.contiguous();
-    const c10::cuda::CUDAGuard guard(dev);
-    at::Tensor out = at::empty({B, H, T, probes}, x.options().dtype(at::kInt));  // [B, H, T, P]
+    const c10::cuda::CUDAGuard guard(x.device());
+    at::Tensor out = at::empty({in.B, in.H, in.T, probes}, x.options().dtype(at::kInt));  // [B, H, T, P]
     if (out.numel() == 0) return out;
-    check_launch(kn::lsh_probe_codes(dt, xc.data_ptr(), pc.data_ptr<float>(), static_cast<int>(B),
-                                     static_cast<int>(H), T, static_cast<int>(D), static_cast<int>(bits), probes,
-                                     out.data_ptr<int32_t>(), current_stream(dev)),
+    check_launch(kn::lsh_probe_codes(in.dt, in.xc.data_ptr(), in.pc.data_ptr<float>(), static_cast<int>(in.B),
+                                     static_cast<int>(in.H), in.T, static_cast<int>(in.D), static_cast<int>(in.bits),
+                                     probes, out.data_ptr<int32_t>(), current_stream(x.device())),
                  fn);
     return out;
 }
