@@ -34,6 +34,9 @@ void add_eval_command(CLI::App& root) {
     cmd->add_option("--seed", o->seed, "Evaluation stream seed (held out regardless)")->capture_default_str();
     cmd->add_option("--tf-frames", o->teacher_forced_frames, "Frames per clip scored teacher-forced (0 = skip)")
         ->capture_default_str();
+    cmd->add_option("--restyle-clips", o->restyle_clips, "Prompt-change clips scored at the changed frame (0 = skip)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
     cmd->add_option("--speed-frames", o->speed_frames,
                     "Only time one rollout of N frames: ms per frame as the KV cache grows (2^k rows, CSV: all)");
     cmd->add_option("--threads", o->threads, "CPU intra-op threads of the model (default: LibTorch's)");

@@ -240,6 +240,37 @@ EvalReport evaluate_world_model(const EvalOptions& o) {
             dc::log(LogLevel::info, os.str());
         }
     }
+    // Restyling: held-out clips that switch prompt at a random frame (like training's prompt changes). At the first
+    // frame of the new prompt, teacher-forced, the model is scored twice: told the new prompt (restyle) and left on
+    // the old one (restyle_old_prompt). Equal figures mean the prompt is ignored; the real change is what the
+    // previous real frame misses (restyle_copy_last).
+    Acc rs_copy, rs_old, rs_new;
+    for (int i = 0; i < o.restyle_clips; ++i) {
+        DataConfig d;
+        d.held_out = true;
+        d.seed = o.seed ^ 0x7e57171eull;
+        d.clip_frames = 9;
+        d.agents = {agents[static_cast<size_t>(i) % agents.size()]};
+        d.levels = o.levels;
+        d.prompt_change_prob = 1;
+        d.empty_prompt_prob = 0;
+        Clip c = make_clip(d, static_cast<uint64_t>(i), model->vocab, levels, net.config().dit.prompt_len);
+        const int change = static_cast<int>(std::find(c.prompt_of.begin(), c.prompt_of.end(), 1) - c.prompt_of.begin());
+        if (change >= c.frames) continue;
+        at::Tensor fr = clip_frames(c);   // [9, 3, H, W]
+        Session s_new(model, dense_sc), s_old(model, dense_sc);
+        s_new.reset(frame_image(c, 0), c.prompt[0]);
+        s_old.reset(frame_image(c, 0), c.prompt[0]);
+        game::Image out_new, out_old;
+        for (int k = 1; k <= change; ++k) {
+            if (k == change) s_new.set_prompt(c.prompt[1]);
+            SessionAccess::step_teacher_forced(s_new, clip_action(c, k), frame_image(c, k), out_new);
+            SessionAccess::step_teacher_forced(s_old, clip_action(c, k), frame_image(c, k), out_old);
+        }
+        rs_copy.add(fr[change - 1], fr[change]);
+        rs_old.add(image_tensor(out_old), fr[change]);
+        rs_new.add(image_tensor(out_new), fr[change]);
+    }
     auto row = [&](const std::string& m, int h, const Acc& a) {
         if (a.n) rep.rows.push_back({m, h, a.psnr / a.n, a.ssim / a.n, a.n});
     };
@@ -251,6 +282,9 @@ EvalReport evaluate_world_model(const EvalOptions& o) {
         row("autoregressive", h, ar_h[h]);
         if (vs_dense) row("vs_dense", h, vs_h[h]);
     }
+    row("restyle_copy_last", 1, rs_copy);
+    row("restyle_old_prompt", 1, rs_old);
+    row("restyle", 1, rs_new);
     rep.ms_per_frame = n_steps_timed ? step_ms / n_steps_timed : 0;
     return rep;
 }
@@ -270,10 +304,10 @@ std::string EvalReport::table() const {
         os << std::setprecision(1) << "mean: " << ms_per_frame << " ms/frame\n";
         return os.str();
     }
-    os << std::left << std::setw(16) << "metric" << std::right << std::setw(8) << "horizon" << std::setw(10)
+    os << std::left << std::setw(20) << "metric" << std::right << std::setw(8) << "horizon" << std::setw(10)
        << "PSNR dB" << std::setw(8) << "SSIM" << std::setw(8) << "frames" << "\n";
     for (const auto& r : rows)
-        os << std::left << std::setw(16) << r.metric << std::right << std::setw(8) << r.horizon << std::fixed
+        os << std::left << std::setw(20) << r.metric << std::right << std::setw(8) << r.horizon << std::fixed
            << std::setprecision(2) << std::setw(10) << r.psnr << std::setprecision(3) << std::setw(8) << r.ssim
            << std::setw(8) << r.n << "\n";
     os << std::setprecision(1) << "rollout step: " << ms_per_frame << " ms/frame\n";

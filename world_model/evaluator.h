@@ -12,6 +12,9 @@
 //   teacher_forced      next frame from real context frames (the frame after each real frame, all frames of a clip)
 //   autoregressive      frame h of a rollout from one real start frame driven by the real actions
 //   vs_dense            (when --attention is not dense) accelerated rollout vs the dense rollout at frame h
+//   restyle             the first frame after a prompt change (other held-out clips, which switch prompt at a random
+//                       frame), teacher-forced with the new prompt; restyle_old_prompt: the same frame with the old
+//                       prompt kept (equal figures = the prompt is ignored); restyle_copy_last: the frame before it
 #pragma once
 
 #include <cstdint>
@@ -33,13 +36,14 @@ struct EvalOptions {
     std::string attention_params = "{}";
     uint64_t seed = 7;                   // evaluation stream seed (held-out bit is always set)
     int teacher_forced_frames = 32;      // frames per clip scored teacher-forced (0 = skip)
+    int restyle_clips = 8;               // prompt-change clips for the restyle rows (0 = skip)
     int speed_frames = 0;                // > 0: only time one rollout of this many frames (ms per frame vs cache)
     int threads = 0;                     // CPU intra-op threads for the model (0 = leave LibTorch's default)
     bool quiet = false;
 };
 
 struct EvalRow {
-    std::string metric;                  // ae_ceiling | copy_last | teacher_forced | autoregressive | vs_dense
+    std::string metric;                  // ae_ceiling, copy_last, teacher_forced, autoregressive, vs_dense, restyle*
     int horizon = 0;                     // frames ahead (0 where not applicable)
     double psnr = 0, ssim = 0;           // means over scored frames
     int64_t n = 0;                       // scored frames
