@@ -390,6 +390,45 @@ struct Session::Impl {
         }
     }
 
+    // Session::device_frame: each CUDA step's frame as RGBA8 in a ring of device buffers (the host frame is made as
+    // before). Shared so that a DeviceFrame handed out keeps the memory allocated after this session is gone.
+    struct DeviceRing {
+        std::array<at::Tensor, Session::kDeviceFrameRing> slots;   // each [H, W, 4] uint8 on the session's device
+    };
+    std::shared_ptr<DeviceRing> device_ring;
+    uint64_t device_steps = 0;   // steps that filled a ring slot; the newest is in slot (device_steps - 1) % ring
+    bool device_valid = false;   // the newest slot holds the last step's frame (false after reset)
+
+    // img: [1, 3, H, W] decoded frame on dev (float, any range). Enqueues the RGBA8 conversion into the next ring
+    // slot on the current stream; the host copy that follows in step() synchronizes it.
+    void fill_device_frame(const at::Tensor& img) {
+        if (!dev.is_cuda()) return;
+        // Same ops as tensor_to_image, so the RGB bytes match the host frame exactly.
+        at::Tensor rgb =   // [H, W, 3]
+            img[0].detach().to(at::kFloat).clamp(0, 1).mul(255.0).round().to(at::kByte).permute({1, 2, 0});
+        if (!device_ring) device_ring = std::make_shared<DeviceRing>();
+        at::Tensor& slot = device_ring->slots[device_steps % Session::kDeviceFrameRing];   // [H, W, 4]
+        if (!slot.defined() || slot.size(0) != rgb.size(0) || slot.size(1) != rgb.size(1))
+            slot = at::empty({rgb.size(0), rgb.size(1), 4}, rgb.options());
+        slot.narrow(2, 0, 3).copy_(rgb);
+        slot.narrow(2, 3, 1).fill_(255);
+        ++device_steps;
+        device_valid = true;
+    }
+
+    DeviceFrame device_frame() const {
+        DeviceFrame f;
+        if (!device_valid || !device_ring || device_steps == 0) return f;
+        const at::Tensor& slot = device_ring->slots[(device_steps - 1) % Session::kDeviceFrameRing];   // [H, W, 4]
+        f.rgba = slot.data_ptr();
+        f.height = static_cast<int>(slot.size(0));
+        f.width = static_cast<int>(slot.size(1));
+        f.device = slot.device().index();
+        f.serial = device_steps;
+        f.owner = device_ring;
+        return f;
+    }
+
     void step(const game::Action& a, game::Image& out, FrameStats* stats, const game::Image* forced) {
         DC_CHECK(frame >= 0, "Session::step before Session::reset");
         c10::InferenceMode guard;
@@ -416,6 +455,7 @@ struct Session::Impl {
         const double denoise_ms = wm::ms_since(t0);
         const auto t1 = std::chrono::steady_clock::now();
         at::Tensor img = decode(x);   // [1, 3, H, W]
+        fill_device_frame(img);       // CUDA only; completed by the host copy below, which waits for the stream
         wm::tensor_to_image(img, out);
         const double decode_ms = wm::ms_since(t1);
         const auto t2 = std::chrono::steady_clock::now();
@@ -478,6 +518,7 @@ void Session::reset(const game::Image& start_frame, const std::string& prompt) {
     if (m.pending_attn) m.attn = std::move(m.pending_attn);
     m.new_caches();
     m.frame = 0;
+    m.device_valid = false;   // frame 0 is the caller's own (host) frame
     at::Tensor z = m.net().encode(wm::image_to_tensor(start_frame, m.dev));   // [1, C, h, w]
     m.prev = z;
     m.commit(z, game::Action{}, nullptr);   // frame 0: its own previous frame, no action (as in training)
@@ -513,5 +554,7 @@ void Session::set_steps(int n_steps) {
 const SessionConfig& Session::config() const { return m_impl->cfg; }
 
 int64_t Session::frame() const { return m_impl->frame; }
+
+DeviceFrame Session::device_frame() const { return m_impl->device_frame(); }
 
 }  // namespace dc

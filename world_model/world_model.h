@@ -6,6 +6,7 @@
 //   dc::game::Image frame;  dc::FrameStats stats;
 //   session.step(action, frame, &stats);                                // one model frame (S denoising steps)
 //   session.set_attention(dc::AttentionSpec::parse("tempcache+annsa"));  // applies from the next frame
+//   dc::DeviceFrame gpu = session.device_frame();                        // CUDA: the same frame, RGBA8 on the GPU
 //
 // The model (weights, immutable, shareable across threads) is separate from the Session (per-run state: KV caches,
 // prompt encoding, RNG), like llama.cpp's model vs context. No torch types in this header.
@@ -18,6 +19,7 @@
 
 #include "attention/attention.h"
 #include "game/game.h"
+#include "world_model/device_frame.h"
 
 namespace dc {
 
@@ -78,6 +80,18 @@ public:
     void set_steps(int n_steps);                       // 1..16
     const SessionConfig& config() const;
     int64_t frame() const;
+
+    // The frame of the last step() (or teacher-forced step) as RGBA8 [H, W, 4] in device memory, for showing it
+    // without a trip through the host (CUDA–GL interop). Empty (false) on a CPU session, and after reset() until the
+    // next step. The host frame of step() is unchanged by this.
+    // Lifetime: a CUDA session keeps a ring of kDeviceFrameRing buffers and its Nth step writes buffer
+    // N % kDeviceFrameRing, so the frame of step N stays as it is while steps N+1 and N+2 run and is overwritten by
+    // step N+3. Its work is complete when step() returns (the session's stream has been synchronized), so any
+    // thread or stream may read it from then on. `owner` keeps the memory allocated past the session's end (reset by
+    // a new session, fallbacks); only the contents follow the ring rule. The window copies each frame before it asks
+    // for the step after next (one step in flight at most), so it always reads the frame it was given.
+    static constexpr int kDeviceFrameRing = DeviceFrame::kRing;
+    DeviceFrame device_frame() const;
 
 private:
     friend class wm::SessionAccess;
