@@ -145,6 +145,7 @@ Presenter::Presenter(const PresenterConfig& config) : m_smooth(config.smooth) {
 }
 
 Presenter::~Presenter() {
+    cuda_release_all();   // CUDA registrations go before their textures
     if (m_imgui) {
         ImGui_ImplOpenGL3_Shutdown();
         ImGui_ImplGlfw_Shutdown();
@@ -187,14 +188,30 @@ void Presenter::upload(int slot, const uint8_t* rgb, int width, int height) {
     glPixelStorei(GL_UNPACK_ALIGNMENT, 1);
     glPixelStorei(GL_UNPACK_ROW_LENGTH, 0);
     if (t.width != width || t.height != height) {
+        cuda_release(t);   // a registration does not survive new storage
         glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
         glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
-        glTexImage2D(GL_TEXTURE_2D, 0, GL_RGB8, width, height, 0, GL_RGB, GL_UNSIGNED_BYTE, rgb);
+        // RGBA8 rather than RGB8: CUDA registers only 1, 2 or 4 channel textures (upload_device uses the same ones).
+        glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA8, width, height, 0, GL_RGB, GL_UNSIGNED_BYTE, rgb);
         t.width = width;
         t.height = height;
     } else {
         glTexSubImage2D(GL_TEXTURE_2D, 0, 0, 0, width, height, GL_RGB, GL_UNSIGNED_BYTE, rgb);
     }
+}
+
+std::vector<uint8_t> Presenter::read_texture(int slot, int& width, int& height) const {
+    width = height = 0;
+    auto it = m_textures.find(slot);
+    if (it == m_textures.end() || !it->second.id) return {};
+    const Texture& t = it->second;
+    std::vector<uint8_t> rgb(static_cast<size_t>(t.width) * t.height * 3);
+    glBindTexture(GL_TEXTURE_2D, t.id);
+    glPixelStorei(GL_PACK_ALIGNMENT, 1);
+    glGetTexImage(GL_TEXTURE_2D, 0, GL_RGB, GL_UNSIGNED_BYTE, rgb.data());   // row 0 = the image's top row
+    width = t.width;
+    height = t.height;
+    return rgb;
 }
 
 void Presenter::begin_frame() {
@@ -273,5 +290,18 @@ void Presenter::set_fullscreen(bool on) {
     }
     m_fullscreen = on;
 }
+
+#ifndef DC_HAVE_CUDA
+// A build without CUDA: no interop (render/cuda_gl.cpp holds the CUDA path).
+bool Presenter::cuda_interop_built() { return false; }
+
+bool Presenter::upload_device(int, const void*, int, int, int, std::string* error) {
+    if (error) *error = "this build has no CUDA";
+    return false;
+}
+
+void Presenter::cuda_release(Texture&) {}
+void Presenter::cuda_release_all() {}
+#endif
 
 }  // namespace dc::render

@@ -8,6 +8,8 @@
 //   while (!presenter.should_close()) {
 //       presenter.poll_events();
 //       presenter.upload(0, frame.rgb.data(), frame.width, frame.height);   // RGB8, top row first
+//       // or, for a frame already in CUDA memory (RGBA8), a device-to-device copy into the texture:
+//       //   if (!presenter.upload_device(0, rgba, w, h, cuda_device, &why)) ... host upload from now on ...
 //       presenter.begin_frame();                                            // clears, starts an ImGui frame
 //       presenter.draw_image(0, dc::render::fit_rect(128, 128, area, /*integer_scale=*/true));
 //       ImGui::Begin("Stats"); ...; ImGui::End();
@@ -17,6 +19,12 @@
 //   }
 //
 // Coordinates are framebuffer pixels with the origin at the top-left (like ImGui). No torch here.
+//
+// CUDA–GL interop (render/cuda_gl.cpp, built only when the build has CUDA): upload_device registers the slot's
+// texture with CUDA once (again after a resize), maps it, copies the device image into it on the presenter's own
+// stream and unmaps it. It fails (false, with the CUDA error) where the GL context is not on a CUDA device's driver
+// (Mesa, Xvfb without NVIDIA GLX), in a build without CUDA, or on any CUDA error; callers then use upload() from
+// host memory. No CUDA headers here.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +35,8 @@
 #include "common/common.h"
 
 struct GLFWwindow;
+struct cudaGraphicsResource;   // cuda_runtime_api.h's cudaGraphicsResource_t points to one
+struct CUstream_st;            // cudaStream_t
 
 namespace dc::render {
 
@@ -77,8 +87,17 @@ public:
     float refresh_hz() const;      // the monitor's refresh rate (60 when unknown)
     void framebuffer_size(int& width, int& height) const;
 
-    // Texture slots: upload RGB8 [height, width, 3] into slot N (created on first use, resized as needed).
+    // Texture slots: upload RGB8 [height, width, 3] into slot N (created on first use, resized as needed). Slot
+    // textures are GL_RGBA8 (alpha 1), the format CUDA can register.
     void upload(int slot, const uint8_t* rgb, int width, int height);
+    // The same from CUDA device memory: rgba is RGBA8 [height, width, 4], rows packed, top row first, on CUDA device
+    // `device`, complete (no pending writes) and unchanged until this returns. Returns false and says why in *error
+    // when the copy cannot be made (see above); the slot's old contents may then be gone: upload() the frame.
+    // Blocks only for the copy itself (a few microseconds for a game frame), not for other streams' work.
+    bool upload_device(int slot, const void* rgba, int width, int height, int device, std::string* error = nullptr);
+    static bool cuda_interop_built();   // whether this build has upload_device's CUDA path
+    // The slot's texture as RGB8 [height, width, 3], top row first (tests; 0x0 when the slot is empty).
+    std::vector<uint8_t> read_texture(int slot, int& width, int& height) const;
     void begin_frame();                          // viewport, clear, ImGui NewFrame
     void draw_image(int slot, const Rect& dst);  // the slot's texture upscaled into dst (nearest or smooth)
     void end_frame();                            // ImGui Render into the back buffer
@@ -104,8 +123,14 @@ private:
     struct Texture {
         unsigned id = 0;
         int width = 0, height = 0;
+        cudaGraphicsResource* cuda = nullptr;   // registered with CUDA (upload_device); nullptr = not registered
     };
     std::map<int, Texture> m_textures;
+    CUstream_st* m_cuda_stream = nullptr;   // upload_device's copies (non-blocking: never waits for the model's work)
+    int m_cuda_device = -1;                 // the device m_cuda_stream belongs to
+    // CUDA registrations (render/cuda_gl.cpp; no-ops without CUDA): before a texture's storage changes or goes.
+    void cuda_release(Texture& t);
+    void cuda_release_all();   // every texture's registration and the stream
 };
 
 }  // namespace dc::render
