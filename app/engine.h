@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "game/game.h"
+#include "world_model/device_frame.h"   // plain struct, no torch: usable in builds without the world model
 
 namespace dc::app {
 
@@ -99,6 +100,9 @@ public:
     // Side-by-side: restart the dream from the current real frame (the model's context becomes that frame).
     virtual void resync();
     virtual std::string describe() const { return name(); }  // one line for the overlay (model, device)
+    // The frame of the last step() also in GPU memory (neural on CUDA: Session::device_frame, with its ring rule);
+    // empty for other engines, on the CPU, and after reset/restart until the next step.
+    virtual DeviceFrame device_frame() const { return {}; }
 };
 
 const std::vector<std::string>& known_engine_names();  // reference, neural, side-by-side

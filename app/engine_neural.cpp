@@ -75,6 +75,7 @@ public:
     std::string name() const override { return "neural"; }
     bool has_model() const override { return true; }
     std::string describe() const override { return m_model->describe(); }
+    DeviceFrame device_frame() const override { return m_session->device_frame(); }
 
     void reset(uint64_t seed, game::Image& out) override {
         const auto t0 = std::chrono::steady_clock::now();

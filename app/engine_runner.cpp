@@ -38,6 +38,8 @@ void EngineRunner::publish_locked(FrameSnapshot::Kind kind) {
     m_ready_snapshot.pose = m_engine->pose();
     m_ready_snapshot.ready_at = SteadyClock::now();
     m_ready_snapshot.steps_done = m_steps_done;
+    // Only a step frame is also on the GPU (a reset's or restyle's frame is the engine's host image).
+    m_ready_snapshot.device_frame = kind == FrameSnapshot::Kind::step ? m_engine->device_frame() : DeviceFrame{};
     m_has_new = true;
 }
 
@@ -84,6 +86,7 @@ void EngineRunner::worker() {
                     const auto kind = keep ? m_ready_snapshot.kind : FrameSnapshot::Kind::restyle;
                     const auto sampled = keep ? m_ready_snapshot.sampled_at : posted;
                     publish_locked(kind);
+                    m_ready_snapshot.device_frame = DeviceFrame{};   // the redrawn image is on the host only
                     m_ready_snapshot.action = last;
                     m_ready_snapshot.sampled_at = sampled;
                 }

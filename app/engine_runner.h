@@ -4,6 +4,7 @@
 //   each display frame:
 //       while (tick due && !runner.busy()) runner.try_step(action, sampled_at);   // one step in flight at most
 //       if (runner.take_frame(image, snapshot)) upload(image);                    // the newest finished frame
+//                                  // (or snapshot.device_frame by CUDA–GL interop, before the next try_step)
 //       for (const auto& r : runner.take_results()) log(r);    // controls applied (frame number) or refused (why)
 //   user changes never block:
 //       runner.post(control);          // prompt, attention, steps, budget, resync, reset: applied by the worker
@@ -45,6 +46,11 @@ struct FrameSnapshot {
     SteadyClock::time_point sampled_at;  // when that action was sampled (input-to-photon starts here)
     SteadyClock::time_point ready_at;    // when the engine finished the frame
     int64_t steps_done = 0;              // engine steps finished since the runner started (model frames)
+    // Step frames of a neural engine on CUDA: the same frame in GPU memory (Engine::device_frame), for CUDA–GL
+    // interop; empty otherwise. Its contents last while the kRing - 1 steps after it run (DeviceFrame's ring rule):
+    // copy it after take_frame and before asking for the step after next. With one step in flight at most, that
+    // leaves the step already running plus one, so kRing >= 2 suffices (3 keeps a spare).
+    DeviceFrame device_frame;
 };
 
 // Sees every engine call of the worker, in order (recordings: app/recording.h). Called on the worker thread without

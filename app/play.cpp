@@ -110,7 +110,7 @@ void write_png_rgb(const std::string& path, const game::Image& image) {
 const char* const kMetricsColumns =
     "frame,x,y,angle,step_ms,display_ms,denoise_ms,commit_ms,decode_ms,present_ms,input_to_photon_ms,model_fps,"
     "cache_tokens,cache_bytes,budget_tokens,layer_tokens,layer_bytes,rss_bytes,gpu_allocated_bytes,"
-    "gpu_reserved_bytes,density,recall,merge_rate,kept_fraction,psnr,ssim,steps,attention,attention_params";
+    "gpu_reserved_bytes,density,recall,merge_rate,kept_fraction,psnr,ssim,steps,attention,attention_params,upload";
 
 MetricsWriter::MetricsWriter(const std::string& path) {
     if (path.empty()) return;
@@ -169,7 +169,7 @@ void MetricsWriter::row(const MetricsRow& r) {
         csv_num(s.budget_tokens), csv_list(s.layer_tokens), csv_list(s.layer_bytes), csv_num(s.rss_bytes),
         csv_num(s.gpu_allocated_bytes), csv_num(s.gpu_reserved_bytes), csv_num(s.density, 5), csv_num(s.recall, 5),
         csv_num(s.merge_rate, 5), csv_num(s.kept_fraction, 5), csv_num(s.psnr, 3), csv_num(s.ssim, 5),
-        s.n_steps > 0 ? std::to_string(s.n_steps) : "", s.attention, quoted(s.attention_params)};
+        s.n_steps > 0 ? std::to_string(s.n_steps) : "", s.attention, quoted(s.attention_params), r.upload};
     for (size_t i = 0; i < cells.size(); ++i) line += (i ? "," : "") + cells[i];
     std::fprintf(f, "%s\n", line.c_str());
     std::fflush(f);

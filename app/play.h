@@ -98,14 +98,16 @@ struct MetricsRow {
     double display_ms = 0;                // window: display frame time; headless: the loop's time for the frame
     double present_ms = -1;               // upload + draw + swap of the frame (-1 = n/a: headless)
     double input_to_photon_ms = -1;       // action sampled -> frame presented (headless: -> frame ready)
+    std::string upload;                   // how the frame reached the screen: "cuda-gl" (interop), "host"; "" headless
 };
 
 // Per-frame CSV, one row per frame (reset and step frames), in this column order (kMetricsColumns):
 //   frame,x,y,angle,step_ms,display_ms,denoise_ms,commit_ms,decode_ms,present_ms,input_to_photon_ms,model_fps,
 //   cache_tokens,cache_bytes,budget_tokens,layer_tokens,layer_bytes,rss_bytes,gpu_allocated_bytes,
-//   gpu_reserved_bytes,density,recall,merge_rate,kept_fraction,psnr,ssim,steps,attention,attention_params
+//   gpu_reserved_bytes,density,recall,merge_rate,kept_fraction,psnr,ssim,steps,attention,attention_params,upload
 // Values an engine does not have (n/a) are empty; layer_* are ';'-separated per-layer lists; attention_params is a
-// quoted JSON object. model_fps = 1000 / step_ms.
+// quoted JSON object. model_fps = 1000 / step_ms. upload: cuda-gl (CUDA–GL interop) or host (RGB8 from host
+// memory); empty headless.
 extern const char* const kMetricsColumns;
 // CSV cells shared by the metrics, recording and replay files: n/a (negative) values are empty, numbers have
 // `precision` decimals, per-layer lists are ';'-separated.

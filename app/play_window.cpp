@@ -4,6 +4,7 @@
 #include <imgui.h>
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -68,6 +69,63 @@ private:
     std::deque<std::pair<std::string, bool>> m_lines;
 };
 
+// Puts the shown frame into texture slot 0: by CUDA–GL interop when the frame is also in GPU memory (neural engine
+// on CUDA) and interop works, else from host memory. The first interop failure switches it off for the rest of the
+// run (said once in the log, which the overlay shows). frame_path() says which path the last frame took and why.
+class FrameUploader {
+public:
+    explicit FrameUploader(render::Presenter& presenter) : m_presenter(presenter) {}
+
+    void upload(const game::Image& frame, const FrameSnapshot& shown, const EngineRunner& runner) {
+        const DeviceFrame& df = shown.device_frame;
+        if (df && m_interop_error.empty()) {
+            // The ring rule of FrameSnapshot::device_frame: no step begun after this frame may have reached its
+            // buffer yet. (steps_done is read before busy, so a step that ends in between is not counted twice.)
+            const int64_t later = runner.steps_done() - shown.steps_done + (runner.busy() ? 1 : 0);
+            assert(later < DeviceFrame::kRing && "a device frame must be copied before its ring buffer comes round");
+            (void)later;
+            std::string why;
+            if (df.width != frame.width || df.height != frame.height) {
+                why = "the device frame is " + std::to_string(df.width) + "x" + std::to_string(df.height) +
+                      ", the host frame " + std::to_string(frame.width) + "x" + std::to_string(frame.height);
+            } else if (m_presenter.upload_device(0, df.rgba, df.width, df.height, df.device, &why)) {
+                if (!m_interop_used)
+                    dc::log(LogLevel::info, "frames reach the screen by CUDA-GL interop (CUDA device " +
+                                                std::to_string(df.device) + ")");
+                m_interop_used = true;
+                m_path = "CUDA-GL interop";
+                m_upload = "cuda-gl";
+                return;
+            }
+            m_interop_error = why.empty() ? std::string("unknown error") : why;
+            dc::log(LogLevel::warn, "CUDA-GL interop failed, frames go through host memory for the rest of the run: " +
+                                        m_interop_error);
+        }
+        m_presenter.upload(0, frame.rgb.data(), frame.width, frame.height);
+        m_path = "host upload (" + host_reason(shown) + ")";
+        m_upload = "host";
+    }
+
+    const std::string& frame_path() const { return m_path; }  // for the overlay
+    const std::string& metrics_value() const { return m_upload; }  // MetricsRow::upload
+
+private:
+    std::string host_reason(const FrameSnapshot& shown) const {
+        if (!m_interop_error.empty()) return "interop off: " + m_interop_error;
+        if (!render::Presenter::cuda_interop_built()) return "this build has no CUDA";
+        if (shown.kind == FrameSnapshot::Kind::reset) return "reset frame, made on the host";
+        if (shown.kind == FrameSnapshot::Kind::restyle) return "redrawn frame, made on the host";
+        if (shown.stats.device.empty()) return "engine without a GPU";
+        if (shown.stats.device == "cpu") return "model on the CPU";
+        return "no GPU copy of this frame";
+    }
+
+    render::Presenter& m_presenter;
+    std::string m_interop_error;  // why interop failed ("" = not failed)
+    bool m_interop_used = false;
+    std::string m_path, m_upload;
+};
+
 }  // namespace
 
 int run_play_window(const PlayOptions& o) {
@@ -106,6 +164,7 @@ int run_play_window(const PlayOptions& o) {
         return kExitNoDisplay;
     }
     dc::log(LogLevel::info, presenter->gl_info());
+    FrameUploader uploader(*presenter);
     input::Keyboard keyboard(presenter->window(), &bindings);
     std::unique_ptr<input::Gamepads> pads;
 
@@ -279,8 +338,9 @@ int run_play_window(const PlayOptions& o) {
         step_once = false;
         collect();
         const auto draw_start = SteadyClock::now();
-        if (frame_dirty) {
-            presenter->upload(0, frame.rgb.data(), frame.width, frame.height);
+        if (frame_dirty) {   // right after take_frame, before the next try_step (the device frame's ring rule)
+            uploader.upload(frame, shown, runner);
+            ov.frame_path = uploader.frame_path();
             frame_dirty = false;
         }
 
@@ -358,6 +418,7 @@ int run_play_window(const PlayOptions& o) {
                 row.display_ms = last_display_ms;
                 row.present_ms = present_ms;
                 row.input_to_photon_ms = photon_ms;
+                row.upload = uploader.metrics_value();
                 metrics.row(row);
                 row_pending = false;
             }

@@ -1,5 +1,6 @@
-// Latency: the split of one frame (denoise, commit, decode, present) as numbers and a stacked scrolling plot, and
-// input-to-photon (action sampled -> frame presented) as a number and a plot.
+// Latency: the split of one frame (denoise, commit, decode, present) as numbers and a stacked scrolling plot, the
+// frame path (CUDA-GL interop or host upload, which present includes), and input-to-photon (action sampled -> frame
+// presented) as a number and a plot.
 #include <imgui.h>
 
 #include <algorithm>
@@ -76,6 +77,7 @@ void draw_latency_panel(OverlayState& s) {
         if (k % 2 == 0) ImGui::SameLine(ImGui::GetContentRegionAvail().x * 0.5f);
     }
     plot_stacked("##latency_split", series, 4, 48.f);
+    if (!s.frame_path.empty()) ImGui::TextWrapped("frame path: %s", s.frame_path.c_str());   // reasons can be long
     char label[96];
     if (s.input_to_photon_ms >= 0)
         std::snprintf(label, sizeof(label), "input-to-photon %.1f ms (mean %.1f)", s.input_to_photon_ms,

@@ -105,6 +105,7 @@ struct OverlayState {
     EngineStats stats;               // the newest frame's engine figures
     double present_ms = -1;          // upload + draw + swap of the newest frame
     double input_to_photon_ms = -1;  // its action sampled -> presented
+    std::string frame_path;          // how it reached its texture: "CUDA-GL interop" or "host upload (why)"
     double model_fps = 0;            // model frames shown per second (smoothed)
     // plots (fed by record_frame unless frozen)
     bool plots_frozen = false;
@@ -161,7 +162,7 @@ void draw_overlay(OverlayState& s, int x, int y, int w, int h);  // the side pan
 void draw_game_panel(OverlayState& s);         // engine, level, frame, pose, paused; fallback notice, failures
 void draw_performance_panel(OverlayState& s);  // display fps, frame time, step time; freeze/clear plots
 void draw_model_panel(OverlayState& s);        // model fps, steps S, device, the model itself
-void draw_latency_panel(OverlayState& s);      // denoise, commit, decode, present, input-to-photon
+void draw_latency_panel(OverlayState& s);      // denoise, commit, decode, present, frame path, input-to-photon
 void draw_cache_panel(OverlayState& s);        // KV cache tokens and MB, total and per layer, against the budget
 void draw_memory_panel(OverlayState& s);       // host RSS, GPU allocated/reserved
 void draw_attention_panel(OverlayState& s);    // TempCache merge rate, AnnSA density/recall, AnnCA kept fraction
