@@ -4,9 +4,11 @@
 // GLX, or a real display); on Mesa it warns and returns, since no CUDA device can register Mesa's textures.
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -44,7 +46,16 @@ std::unique_ptr<dc::render::Presenter> hidden_presenter() {
     config.width = 160;
     config.height = 120;
     config.visible = false;
-    return std::make_unique<dc::render::Presenter>(config);
+    // Xvfb (without -noreset) resets itself when its last client leaves, and refuses connections meanwhile: a window
+    // opened right after another test's closed may need a second try.
+    for (int attempt = 0;; ++attempt) {
+        try {
+            return std::make_unique<dc::render::Presenter>(config);
+        } catch (const dc::render::NoDisplayError&) {
+            if (attempt == 4) throw;
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
+    }
 }
 
 }  // namespace
