@@ -10,8 +10,10 @@
 //     model sees clean context like the t = 0 commit pass at inference. The previous-frame channels get their own noise
 //     level s = ctx_noise_max * u^2 (GameNGen's noise augmentation), fed to the model as a condition.
 //   * Restyling: a clip may switch prompt at a random frame (data.prompt_change_prob); the first frame with the new
-//     prompt is the only one the prompt alone explains, so its loss can be weighted up (change_weight) and its error
-//     relative to copy-last is logged on its own ("prompt-change frames x copy-last": near 1 = the prompt is ignored).
+//     prompt is the only one the prompt alone explains, so its loss can be weighted up (change_weight), it can be
+//     drawn at high noise more often (change_t_high: where the sampler's first steps set the look from the prompt),
+//     and its error relative to copy-last at t > 0.9 is logged on its own ("prompt-change frames x copy-last":
+//     near 1 = the prompt is ignored).
 //   * Optimiser: AdamW on one flat fp32 master buffer (phase range only), EMA of the same buffer, global-norm gradient
 //     clipping, warm-up then cosine (or constant) learning rate. On CUDA the networks compute in bf16 (see
 //     model_impl.h); on the CPU everything is fp32.
@@ -78,6 +80,9 @@ struct TrainConfig {
     float t_ctx_max = 0.05f;
     float ctx_noise_max = 0.3f;  // noise augmentation of the previous-frame channels, s = ctx_noise_max * u^2
                                  // (u ~ U[0, 1]: half the frames below 0.075) — robustness of long rollouts
+    float change_t_high = 0.f;   // chance a prompt-change frame gets t in [0.9, 1] (else the usual t): at those noise
+                                 // levels the input no longer shows the look, so the prompt is learnt where the
+                                 // sampler's first steps need it (logit-normal t puts 1.4% of frames above 0.9)
     float change_weight = 1.f;   // loss weight of the first frame rendered with a clip's new prompt (other frames:
                                  // 1). Only that frame needs the prompt — later ones can copy the new look from
                                  // their previous frame — so restyling is a small share of the loss unless weighted up
@@ -107,7 +112,7 @@ template <class F>
 void fields(TrainConfig& c, F&& f) {
     f("logit_mean", c.logit_mean), f("logit_std", c.logit_std), f("p_clean_ctx", c.p_clean_ctx);
     f("t_ctx_max", c.t_ctx_max), f("ctx_noise_max", c.ctx_noise_max), f("threads", c.threads);
-    f("change_weight", c.change_weight);
+    f("change_weight", c.change_weight), f("change_t_high", c.change_t_high);
     f("checkpoint_minutes", c.checkpoint_minutes), f("log_every", c.log_every), f("stats_clips", c.stats_clips);
     f("seed", c.seed), f("eval_clips", c.eval_clips);
 }
@@ -162,6 +167,8 @@ TrainConfig train_from_json(const json& j) {
     }
     DC_CHECK(c.data.clip_frames >= 2, "training config: data.clip_frames must be >= 2");
     DC_CHECK(c.change_weight >= 0, "training config: change_weight must be >= 0, found " << c.change_weight);
+    DC_CHECK(c.change_t_high >= 0 && c.change_t_high <= 1,
+             "training config: change_t_high must be in [0, 1], found " << c.change_t_high);
     return c;
 }
 
@@ -176,6 +183,7 @@ TrainConfig train_preset(const std::string& name) {
         c.checkpoint_minutes = 3;
         c.data.prompt_change_prob = 0.5f;   // restyling: half the clips change prompt, and the changed frame
         c.change_weight = 4.f;              // weighs 4 frames (measured: at 0.2 / 1 the prompt was ignored)
+        c.change_t_high = 0.5f;             // half of those at t >= 0.9 (without: the dream moved 3% of the way)
         return c;
     }
     if (name == "tiny") {   // about a minute on 2 CPU cores
@@ -892,6 +900,12 @@ void Trainer::run_dit() {
         at::Tensor t = at::sigmoid(at::randn({B, K}, fopt) * m_tc.logit_std + m_tc.logit_mean);   // [B, K]
         at::Tensor clean = at::rand({B, K}, fopt) < m_tc.p_clean_ctx;
         t = at::where(clean, at::rand({B, K}, fopt) * m_tc.t_ctx_max, t);
+        // The first frame of each clip's new prompt: the only frame whose look its previous frame does not give.
+        at::Tensor changed = at::cat({at::zeros({B, 1}, pof.options()),
+                                      pof.narrow(1, 1, K - 1) - pof.narrow(1, 0, K - 1)}, 1).gt(0);   // [B, K]
+        // ... and the noise levels where only the prompt can tell the new look (the sampler's first steps).
+        at::Tensor high = changed.logical_and(at::rand({B, K}, fopt) < m_tc.change_t_high);
+        t = at::where(high, 1.f - at::rand({B, K}, fopt) * 0.1f, t);
         at::Tensor s = at::rand({B, K}, fopt).pow(2) * m_tc.ctx_noise_max;   // [B, K], skewed toward clean
         at::Tensor eps = at::randn_like(z), eps2 = at::randn_like(z);
         auto bc = [](const at::Tensor& a) { return a.view({a.size(0), a.size(1), 1, 1, 1}); };
@@ -912,9 +926,6 @@ void Trainer::run_dit() {
         }
         at::Tensor x0 = net.dit_masked(xt, prev, cond, kv);   // [B, K, C, h, w]
         at::Tensor per_frame = (x0 - z).pow(2).mean({2, 3, 4});   // [B, K]
-        // The first frame of each clip's new prompt: the only frame whose look its previous frame does not give.
-        at::Tensor changed = at::cat({at::zeros({B, 1}, pof.options()),
-                                      pof.narrow(1, 1, K - 1) - pof.narrow(1, 0, K - 1)}, 1).gt(0);   // [B, K]
         at::Tensor w = frame_w + changed.to(at::kFloat) * ((m_tc.change_weight - 1.f) * frame_w);   // [B, K]
         at::Tensor loss = (per_frame * w).sum() / B;
         at::Tensor g = phase_grads(loss);
@@ -927,7 +938,8 @@ void Trainer::run_dit() {
             at::Tensor copy_err = (zprev - z).pow(2).mean({2, 3, 4});   // [B, K]
             rel_num += (per_frame.detach() * hi).sum();
             rel_den += (copy_err * hi).sum();
-            at::Tensor hc = hi * changed.to(at::kFloat);   // the same on prompt-change frames only
+            // prompt-change frames at t > 0.9, where the noisy input hardly shows the new look: the prompt must
+            at::Tensor hc = (t > 0.9).to(at::kFloat) * frame_w * changed.to(at::kFloat);
             chg_num += (per_frame.detach() * hc).sum();
             chg_den += (copy_err * hc).sum();
         }
