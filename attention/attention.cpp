@@ -109,6 +109,19 @@ public:
                             const AttentionContext& ctx, AttentionStats* stats) override;
     void commit(KvCache& cache, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                 const AttentionContext& ctx, AttentionStats* stats) override;
+    // Dense cross-attention, and AnnCA with the "lsh" index where its CUDA kernels run (probes within the probe
+    // kernel's range); never while recall is measured (that reads values back).
+    bool cross_capturable(const AttentionContext& ctx) const override {
+        if (ctx.measure_recall) return false;
+        if (!m_cfg.annca) return true;
+#ifdef DC_HAVE_CUDA
+        const AnnCAParams& cp = m_cfg.annca_params;
+        const int64_t probes = std::min<int64_t>(cp.probes, int64_t{1} << cp.bits);
+        return cp.index == "lsh" && (probes <= dc::cuda::kMaxLshProbes || probes == (int64_t{1} << cp.bits));
+#else
+        return false;
+#endif
+    }
 
 private:
     bool annsa_sparse(const AttentionContext& ctx, int64_t cache_tokens) const;

@@ -239,6 +239,16 @@ public:
     virtual at::Tensor cross_attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                     const at::Tensor& valid, const AttentionContext& ctx, AttentionStats* stats) = 0;
 
+    // True when cross_attend on CUDA tensors under ctx may be captured into a CUDA graph and replayed: once it has
+    // run eagerly on a prompt mask, a call with that same mask tensor (never changed in place) waits for nothing on
+    // the host, its work depends on ctx only through ctx.layer, and its host-side statistics depend only on the
+    // shapes and on that mask; device-side counts go through AttentionStats::add_pending. The CUDA inference pass
+    // then runs cross-attention inside its graphs (world_model/cuda_graphs.h). Default: false (always eager).
+    virtual bool cross_capturable(const AttentionContext& ctx) const {
+        (void)ctx;
+        return false;
+    }
+
     // Writes the committed (clean) frame into the cache: q, k, v [1, H, N, D] from the commit pass.
     // Dense appends; Window appends and evicts; TempCache merges each new token into its matched group when the
     // similarity passes tau, else appends; the budget (cache.max_tokens/max_bytes) is enforced afterwards.
