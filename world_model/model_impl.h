@@ -232,6 +232,9 @@ struct CachedAttention {
     // q, k, v [1, H, N, D] -> [1, H, N, D]; a commit pass also commits k/v, and returns undefined in the last block.
     at::Tensor self(int l, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
     at::Tensor cross(int l, const at::Tensor& cq);   // cq [1, 1, N, H, D] -> [1, 1, N, H*D]
+    // The same over another copy of the prompt's K/V and mask, adding to stats_out (the CUDA graphs' static
+    // buffers and per-block statistics).
+    at::Tensor cross(int l, const at::Tensor& cq, const PromptKV& prompt_kv, AttentionStats* stats_out);
     int stop_after() const { return commit ? depth - 1 : -1; }   // block after which a commit pass stops
 
     const PromptKV& prompt;

@@ -504,13 +504,16 @@ at::Tensor CachedAttention::self(int l, const at::Tensor& q, const at::Tensor& k
     return o;
 }
 
-at::Tensor CachedAttention::cross(int l, const at::Tensor& cq) {   // cq [1, 1, N, H, D]
+at::Tensor CachedAttention::cross(int l, const at::Tensor& cq) { return cross(l, cq, prompt, stats); }
+
+at::Tensor CachedAttention::cross(int l, const at::Tensor& cq, const PromptKV& prompt_kv,
+                                  AttentionStats* stats_out) {   // cq [1, 1, N, H, D]
     AttentionContext c = ctx;
     c.layer = l;
     const int64_t N = cq.size(2), H = cq.size(3), D = cq.size(4);
     at::Tensor q = cq.permute({0, 1, 3, 2, 4}).reshape({1, H, N, D});
-    at::Tensor o = attn.cross_attend(q, prompt.k[static_cast<size_t>(l)], prompt.v[static_cast<size_t>(l)],
-                                     prompt.valid, c, stats);   // [1, H, N, D]
+    at::Tensor o = attn.cross_attend(q, prompt_kv.k[static_cast<size_t>(l)], prompt_kv.v[static_cast<size_t>(l)],
+                                     prompt_kv.valid, c, stats_out);   // [1, H, N, D]
     return o.permute({0, 2, 1, 3}).reshape({1, 1, N, H * D});
 }
 

@@ -303,6 +303,12 @@ struct Session::Impl {
 
     const wm::Net& net() const { return model->net; }
 
+    // Replaces the attention; the fused CUDA graphs read tensors the old one owns, so they go first.
+    void set_attention(Attention::Ptr a) {
+        if (graphs) graphs->drop_fused();
+        attn = std::move(a);
+    }
+
     void encode_prompt(const std::string& text) {
         std::vector<int32_t> ids = model->vocab.tokenize(text, net().config().dit.prompt_len);   // throws on bad words
         at::Tensor tok = at::from_blob(ids.data(), {1, static_cast<int64_t>(ids.size())}, at::kInt).to(at::kLong);
@@ -324,7 +330,9 @@ struct Session::Impl {
     }
 
     // CUDA graphs of the DiT stages and the decoder (world_model/cuda_graphs.h), made on the first CUDA pass;
-    // dropped (with a log line) if capturing fails, and the session goes on launching ops from the host.
+    // dropped (with a log line) if capturing fails, and the session goes on launching ops from the host. The set
+    // with the cross-attention inside is captured by DitGraphs itself when a pass allows it (its failure only turns
+    // that set off).
     std::unique_ptr<wm::DitGraphs> graphs;
     bool graphs_failed = false;
 
@@ -432,7 +440,7 @@ struct Session::Impl {
     void step(const game::Action& a, game::Image& out, FrameStats* stats, const game::Image* forced) {
         DC_CHECK(frame >= 0, "Session::step before Session::reset");
         c10::InferenceMode guard;
-        if (pending_attn) attn = std::move(pending_attn);
+        if (pending_attn) set_attention(std::move(pending_attn));
         if (has_pending_prompt) {
             encode_prompt(pending_prompt);
             has_pending_prompt = false;
@@ -515,7 +523,7 @@ void Session::reset(const game::Image& start_frame, const std::string& prompt) {
                                     << "x" << start_frame.height);
     m.encode_prompt(prompt);
     m.has_pending_prompt = false;
-    if (m.pending_attn) m.attn = std::move(m.pending_attn);
+    if (m.pending_attn) m.set_attention(std::move(m.pending_attn));
     m.new_caches();
     m.frame = 0;
     m.device_valid = false;   // frame 0 is the caller's own (host) frame
@@ -534,8 +542,12 @@ void wm::SessionAccess::step_teacher_forced(Session& s, const game::Action& a, c
 }
 
 void wm::SessionAccess::use_reference_attention(Session& s) {
-    s.m_impl->attn = wm::make_reference_attention();
+    s.m_impl->set_attention(wm::make_reference_attention());
     s.m_impl->pending_attn.reset();
+}
+
+int64_t wm::SessionAccess::fused_graph_passes(const Session& s) {
+    return s.m_impl->graphs ? s.m_impl->graphs->fused_passes() : 0;
 }
 
 void Session::set_prompt(const std::string& prompt) {

@@ -47,7 +47,8 @@ struct SessionConfig {
     float ctx_noise = -1.f;                // noise level given to the previous-frame channels, 0..0.3 (higher =
                                            // more robust long rollouts, less detail); -1 = the model's default
     bool cuda_graphs = true;               // CUDA: replay the DiT's stages and the decoder from CUDA graphs captured on
-                                           // the first frame (attention still runs between the replays); false
+                                           // the first frame (self-attention runs between the replays; cross-attention
+                                           // inside them unless it needs the host, e.g. on recall frames); false
                                            // launches every op from the host (slower; for comparison)
     int recall_every = 8;                  // measure sparse-attention recall (≤ 32 sampled rows vs dense) on every
                                            // Nth frame, for the overlay and metrics; 0 = never (it costs a dense

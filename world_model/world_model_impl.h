@@ -71,6 +71,9 @@ public:
     // Replaces the session's attention by the model's own reference (plain torch ops, no custom kernels): the
     // trainer's held-out metrics use it so that nothing but torch runs inside a training process.
     static void use_reference_attention(Session& s);
+    // DiT passes this session ran with cross-attention inside its CUDA graphs (world_model/cuda_graphs.h); 0 without
+    // graphs.
+    static int64_t fused_graph_passes(const Session& s);
 };
 
 // Dense attention written with plain torch ops over dc::KvCache (same logits as attention.h documents).
