@@ -229,8 +229,7 @@ at::Tensor ComposedAttention::self_attend(const at::Tensor& q, const at::Tensor&
                 at::Tensor pr = probes[h].index_select(0, ri);   // [R, P]
                 attended.push_back(codes[h].view({1, T, 1}).eq(pr.unsqueeze(1)).any(2));
             }
-            st.recall_sum = self_recall(qs, cache.keys()[0], kadd, k[0].to(at::kFloat), rows, attended);
-            st.recall_calls = 1;
+            st.add_recall(self_recall(qs, cache.keys()[0], kadd, k[0].to(at::kFloat), rows, attended), false);
         }
         if (stats) stats->add(st);
         return out;
@@ -285,8 +284,7 @@ at::Tensor ComposedAttention::self_attend(const at::Tensor& q, const at::Tensor&
         }
     }
     if (sparse && ctx.measure_recall) {
-        st.recall_sum = self_recall(qs, ck, kadd, kc, rows, attended);
-        st.recall_calls = 1;
+        st.add_recall(self_recall(qs, ck, kadd, kc, rows, attended), false);
     }
     if (stats) stats->add(st);
     return out.unsqueeze(0).to(q.scalar_type());
@@ -385,8 +383,7 @@ at::Tensor ComposedAttention::cross_attend(const at::Tensor& q, const at::Tensor
         out = masked_attention(q, k.gather(2, gidx), v.gather(2, gidx), gmask).to(q.scalar_type());
     }
     if (ctx.measure_recall) {
-        st.cross_recall_sum = cross_recall(q, k, vb, keep);
-        st.cross_recall_calls = 1;
+        st.add_recall(cross_recall(q, k, vb, keep), true);
     }
     (void)N;
     if (stats) stats->add(st);
@@ -583,9 +580,26 @@ void AttentionStats::add_pending(const at::Tensor& keys_attended_n, const at::Te
     add_count(pending_cross_kept, cross_kept_n);
 }
 
+void AttentionStats::add_recall(const at::Tensor& recall, bool cross) {
+    (cross ? cross_recall_calls : recall_calls) += 1;
+    if (recall.is_cuda()) {
+        at::Tensor& pending = cross ? pending_cross_recall_sum : pending_recall_sum;
+        const at::Tensor r = recall.to(at::kDouble);
+        pending = pending.defined() ? pending + r : r;
+    } else {
+        (cross ? cross_recall_sum : recall_sum) += recall.item<double>();
+    }
+}
+
 void AttentionStats::resolve() {
     keys_attended += take_count(pending_keys_attended);
     cross_kept += take_count(pending_cross_kept);
+    for (auto [pending, sum] : {std::pair{&pending_recall_sum, &recall_sum},
+                                std::pair{&pending_cross_recall_sum, &cross_recall_sum}}) {
+        if (!pending->defined()) continue;
+        *sum += pending->item<double>();
+        *pending = at::Tensor();
+    }
 }
 
 Attention::Ptr make_attention(const AttentionSpec& spec) {

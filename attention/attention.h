@@ -142,9 +142,10 @@ struct AttentionStats {
     int64_t merged = 0;             // of those, merged into an existing group (TempCache)
     int64_t evicted = 0;            // tokens evicted by window/budget
     // Counts still on the device: CUDA calls add their keys_attended / cross_kept here instead of waiting for the
-    // GPU; resolve() reads them back (Session::step does, once a frame). density() and cross_kept_fraction()
-    // refuse unresolved stats.
+    // GPU, and measured recalls their sums; resolve() reads them back (Session::step does, once a frame). density(),
+    // recall(), cross_kept_fraction() and cross_recall() refuse unresolved stats.
     at::Tensor pending_keys_attended, pending_cross_kept;   // int64 scalars on the device, or undefined
+    at::Tensor pending_recall_sum, pending_cross_recall_sum;   // float64 scalars on the device, or undefined
     double density() const;         // keys_attended / keys_available (1 for dense)
     double recall() const;          // mean recall over measured calls, or -1 when none measured
     double cross_kept_fraction() const;   // 1 when no cross call ran
@@ -152,6 +153,8 @@ struct AttentionStats {
     double merge_rate() const;      // merged / committed
     void add(const AttentionStats& other);
     void add_pending(const at::Tensor& keys_attended, const at::Tensor& cross_kept);   // device scalars or undefined
+    // One measured call's recall (a scalar tensor): counted at once from a CPU tensor, left pending from a GPU one.
+    void add_recall(const at::Tensor& recall, bool cross);
     void resolve();                 // folds pending into the counters (one device synchronisation)
 };
 

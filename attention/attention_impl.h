@@ -123,11 +123,13 @@ at::Tensor masked_attention(const at::Tensor& q, const at::Tensor& k, const at::
 // Recall of a sparse self-attention call: fraction of the dense softmax mass on the attended keys, averaged over
 // the sampled rows. rows[h]: sampled query indices of head h (recall_rows: ≤ 32 evenly spaced (head, query) rows);
 // attended[h]: [rows[h].size(), T] bool, cached keys those rows scored (the current frame always counts).
-// q [H, N, D] scaled; ck [H, T, D]; kadd [H, T]; k_cur [H, N, D].
+// q [H, N, D] scaled; ck [H, T, D]; kadd [H, T]; k_cur [H, N, D]. Returns a float64 scalar on q's device (never read
+// back here: on the GPU a recall frame must not wait for it call by call; AttentionStats::add_recall).
 std::vector<std::vector<int64_t>> recall_rows(int64_t n_heads, int64_t n_queries);
-double self_recall(const at::Tensor& q, const at::Tensor& ck, const at::Tensor& kadd, const at::Tensor& k_cur,
-                   const std::vector<std::vector<int64_t>>& rows, const std::vector<at::Tensor>& attended);
-// Same for cross-attention: q [B, H, N, D] (unscaled), k [B, H, P, D], valid [B, P], kept [B, H, P] bool.
-double cross_recall(const at::Tensor& q, const at::Tensor& k, const at::Tensor& valid, const at::Tensor& kept);
+at::Tensor self_recall(const at::Tensor& q, const at::Tensor& ck, const at::Tensor& kadd, const at::Tensor& k_cur,
+                       const std::vector<std::vector<int64_t>>& rows, const std::vector<at::Tensor>& attended);
+// Same for cross-attention: q [B, H, N, D] (unscaled), k [B, H, P, D], valid [B, P], kept [B, H, P] bool; sampled
+// rows whose prompt has no valid token are skipped (1 when every sampled row is skipped).
+at::Tensor cross_recall(const at::Tensor& q, const at::Tensor& k, const at::Tensor& valid, const at::Tensor& kept);
 
 }  // namespace dc

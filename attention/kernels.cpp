@@ -301,9 +301,9 @@ std::vector<std::vector<int64_t>> recall_rows(int64_t n_heads, int64_t n_queries
     return rows;
 }
 
-double self_recall(const at::Tensor& q, const at::Tensor& ck, const at::Tensor& kadd, const at::Tensor& k_cur,
-                   const std::vector<std::vector<int64_t>>& rows, const std::vector<at::Tensor>& attended) {
-    double sum = 0;
+at::Tensor self_recall(const at::Tensor& q, const at::Tensor& ck, const at::Tensor& kadd, const at::Tensor& k_cur,
+                       const std::vector<std::vector<int64_t>>& rows, const std::vector<at::Tensor>& attended) {
+    at::Tensor sum = at::zeros({}, q.options().dtype(at::kDouble));
     int64_t n = 0;
     const auto dt = q.scalar_type();
     for (size_t h = 0; h < rows.size(); ++h) {
@@ -315,29 +315,39 @@ double self_recall(const at::Tensor& q, const at::Tensor& ck, const at::Tensor& 
         at::Tensor lf = qr.mm(k_cur[hh].t());                                                  // [R, N]
         at::Tensor lse = at::logsumexp(at::cat({lc, lf}, 1), {1}, true);                       // [R, 1]
         at::Tensor kept = (lc - lse).exp_().mul_(attended[h].to(dt)).sum(1) + (lf - lse).exp_().sum(1);   // [R]
-        sum += kept.sum().item<double>();
+        sum.add_(kept.sum().to(at::kDouble));
         n += static_cast<int64_t>(rows[h].size());
     }
-    return n > 0 ? sum / static_cast<double>(n) : 1.0;
+    return n > 0 ? sum.div_(static_cast<double>(n)) : sum.fill_(1.0);
 }
 
-double cross_recall(const at::Tensor& q, const at::Tensor& k, const at::Tensor& valid, const at::Tensor& kept) {
+at::Tensor cross_recall(const at::Tensor& q, const at::Tensor& k, const at::Tensor& valid, const at::Tensor& kept) {
     const int64_t B = q.size(0), H = q.size(1), N = q.size(2);
     const int64_t total = B * H * N, n = std::min<int64_t>(32, total);
     const auto dt = compute_dtype(q.scalar_type());
     const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
-    double sum = 0;
-    int64_t used = 0;
+    std::vector<int64_t> bs, hs, is;   // the sampled rows: ≤ 32 evenly spaced (batch, head, query)
     for (int64_t j = 0; j < n; ++j) {
-        const int64_t r = j * total / n, b = r / (H * N), h = (r / N) % H, i = r % N;
-        at::Tensor s = k[b][h].to(dt).mv(q[b][h][i].to(dt)).mul_(scale);   // [P]
-        at::Tensor vb = valid[b].to(at::kBool);
-        if (!vb.any().item<bool>()) continue;
-        s.masked_fill_(vb.logical_not(), -std::numeric_limits<double>::infinity());
-        sum += at::softmax(s, 0).mul_(kept[b][h].to(dt)).sum().item<double>();
-        ++used;
+        const int64_t r = j * total / n;
+        bs.push_back(r / (H * N));
+        hs.push_back((r / N) % H);
+        is.push_back(r % N);
     }
-    return used > 0 ? sum / static_cast<double>(used) : 1.0;
+    const auto lng = at::TensorOptions().dtype(at::kLong);
+    at::Tensor bi = at::tensor(bs, lng).to(q.device()), hi = at::tensor(hs, lng).to(q.device());
+    at::Tensor ii = at::tensor(is, lng).to(q.device());
+    at::Tensor bh = bi * H + hi;                                                               // [n]
+    at::Tensor qs = q.reshape({B * H, N, -1}).index({bh, ii}).to(dt);                          // [n, D]
+    at::Tensor ks = k.reshape({B * H, k.size(2), -1}).index_select(0, bh).to(dt);              // [n, P, D]
+    at::Tensor vb = valid.to(at::kBool).index_select(0, bi);                                   // [n, P]
+    at::Tensor s = at::bmm(ks, qs.unsqueeze(2)).squeeze(2).mul_(scale);                        // [n, P]
+    s.masked_fill_(vb.logical_not(), -std::numeric_limits<double>::infinity());
+    at::Tensor used = vb.any(1);                                                               // [n]
+    at::Tensor p = at::softmax(s.masked_fill(used.logical_not().unsqueeze(1), 0), 1);          // [n, P]
+    at::Tensor kr = kept.reshape({B * H, -1}).index_select(0, bh).to(dt);                      // [n, P]
+    at::Tensor per_row = p.mul(kr).sum(1).to(at::kDouble).mul(used.to(at::kDouble));          // [n]
+    at::Tensor n_used = used.sum().to(at::kDouble);
+    return at::where(n_used > 0, per_row.sum() / n_used.clamp_min(1), at::ones({}, n_used.options()));
 }
 
 }  // namespace dc

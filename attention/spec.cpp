@@ -16,12 +16,17 @@ double AttentionStats::density() const {
     DC_CHECK(!pending_keys_attended.defined(), "AttentionStats::density: device counts not read back yet (call resolve())");
     return keys_available > 0 ? static_cast<double>(keys_attended) / static_cast<double>(keys_available) : 1.0;
 }
-double AttentionStats::recall() const { return recall_calls > 0 ? recall_sum / static_cast<double>(recall_calls) : -1; }
+double AttentionStats::recall() const {
+    DC_CHECK(!pending_recall_sum.defined(), "AttentionStats::recall: device sums not read back yet (call resolve())");
+    return recall_calls > 0 ? recall_sum / static_cast<double>(recall_calls) : -1;
+}
 double AttentionStats::cross_kept_fraction() const {
     DC_CHECK(!pending_cross_kept.defined(), "AttentionStats::cross_kept_fraction: device counts not read back yet (call resolve())");
     return cross_available > 0 ? static_cast<double>(cross_kept) / static_cast<double>(cross_available) : 1.0;
 }
 double AttentionStats::cross_recall() const {
+    DC_CHECK(!pending_cross_recall_sum.defined(),
+             "AttentionStats::cross_recall: device sums not read back yet (call resolve())");
     return cross_recall_calls > 0 ? cross_recall_sum / static_cast<double>(cross_recall_calls) : -1;
 }
 double AttentionStats::merge_rate() const {
@@ -42,6 +47,9 @@ void AttentionStats::add(const AttentionStats& o) {
     merged += o.merged;
     evicted += o.evicted;
     add_pending(o.pending_keys_attended, o.pending_cross_kept);
+    for (auto [mine, theirs] : {std::pair{&pending_recall_sum, &o.pending_recall_sum},
+                                std::pair{&pending_cross_recall_sum, &o.pending_cross_recall_sum}})
+        if (theirs->defined()) *mine = mine->defined() ? mine->add(*theirs) : *theirs;
 }
 
 // ---- spec -------------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 #include "attention/ann.h"
 #include "attention/attention.h"
 #include "attention/attention_bench.h"
+#include "attention/attention_impl.h"
 
 namespace {
 
@@ -354,4 +355,32 @@ TEST_CASE("attention checks shapes and devices and says what it found", "[attent
     ctx.layer = 3;
     at::Tensor z = at::randn({1, 2, 4, 8});
     CHECK_THROWS_WITH(attn->self_attend(z, z, z, cache, ctx, nullptr), Catch::Contains("layer 3 of 1"));
+}
+
+TEST_CASE("AnnCA recall is the kept share of each sampled row's softmax over its valid prompt tokens",
+          "[attention]") {
+    // cross_recall samples ≤ 32 evenly spaced (batch, head, query) rows in one batched computation; here each row is
+    // recomputed on its own in float64. Batch 1 has no valid prompt token: its rows do not count.
+    at::manual_seed(21);
+    const int64_t B = 2, H = 4, N = 16, P = 10, D = 8;
+    at::Tensor q = at::randn({B, H, N, D}), k = at::randn({B, H, P, D});
+    at::Tensor valid = at::rand({B, P}) < 0.7;
+    valid[0][0] = true;
+    valid[1].fill_(false);
+    at::Tensor kept = (at::rand({B, H, P}) < 0.5).logical_and(valid.unsqueeze(1));
+    const int64_t total = B * H * N, n = std::min<int64_t>(32, total);
+    double sum = 0;
+    int used = 0;
+    for (int64_t j = 0; j < n; ++j) {
+        const int64_t r = j * total / n, b = r / (H * N), h = (r / N) % H, i = r % N;
+        if (!valid[b].any().item<bool>()) continue;
+        at::Tensor s = k[b][h].to(at::kDouble).mv(q[b][h][i].to(at::kDouble)) / std::sqrt(double(D));
+        s.masked_fill_(valid[b].logical_not(), -INFINITY);
+        sum += at::softmax(s, 0).mul(kept[b][h].to(at::kDouble)).sum().item<double>();
+        ++used;
+    }
+    REQUIRE(used == 16);   // the rows of batch 0
+    CHECK(dc::cross_recall(q, k, valid, kept).item<double>() == Approx(sum / used).epsilon(1e-5));
+    // No valid prompt anywhere: nothing to lose.
+    CHECK(dc::cross_recall(q, k, at::zeros({B, P}, at::kBool), kept).item<double>() == 1.0);
 }
