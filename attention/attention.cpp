@@ -225,7 +225,7 @@ at::Tensor ComposedAttention::self_attend(const at::Tensor& q, const at::Tensor&
                     attended.emplace_back();
                     continue;
                 }
-                at::Tensor ri = at::tensor(rows[h], at::TensorOptions().dtype(at::kLong)).to(q.device());
+                at::Tensor ri = index_tensor(rows[h], q.device());
                 at::Tensor pr = probes[h].index_select(0, ri);   // [R, P]
                 attended.push_back(codes[h].view({1, T, 1}).eq(pr.unsqueeze(1)).any(2));
             }

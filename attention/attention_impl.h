@@ -126,6 +126,8 @@ at::Tensor masked_attention(const at::Tensor& q, const at::Tensor& k, const at::
 // q [H, N, D] scaled; ck [H, T, D]; kadd [H, T]; k_cur [H, N, D]. Returns a float64 scalar on q's device (never read
 // back here: on the GPU a recall frame must not wait for it call by call; AttentionStats::add_recall).
 std::vector<std::vector<int64_t>> recall_rows(int64_t n_heads, int64_t n_queries);
+// A host index list as an int64 tensor on `device`; to a GPU through pinned memory without waiting for it.
+at::Tensor index_tensor(const std::vector<int64_t>& values, const at::Device& device);
 at::Tensor self_recall(const at::Tensor& q, const at::Tensor& ck, const at::Tensor& kadd, const at::Tensor& k_cur,
                        const std::vector<std::vector<int64_t>>& rows, const std::vector<at::Tensor>& attended);
 // Same for cross-attention: q [B, H, N, D] (unscaled), k [B, H, P, D], valid [B, P], kept [B, H, P] bool; sampled

@@ -301,6 +301,12 @@ std::vector<std::vector<int64_t>> recall_rows(int64_t n_heads, int64_t n_queries
     return rows;
 }
 
+at::Tensor index_tensor(const std::vector<int64_t>& values, const at::Device& device) {
+    at::Tensor t = at::tensor(values, at::TensorOptions().dtype(at::kLong));
+    if (!device.is_cuda()) return t.to(device);
+    return t.pin_memory().to(device, at::kLong, /*non_blocking=*/true);
+}
+
 at::Tensor self_recall(const at::Tensor& q, const at::Tensor& ck, const at::Tensor& kadd, const at::Tensor& k_cur,
                        const std::vector<std::vector<int64_t>>& rows, const std::vector<at::Tensor>& attended) {
     at::Tensor sum = at::zeros({}, q.options().dtype(at::kDouble));
@@ -309,7 +315,7 @@ at::Tensor self_recall(const at::Tensor& q, const at::Tensor& ck, const at::Tens
     for (size_t h = 0; h < rows.size(); ++h) {
         if (rows[h].empty()) continue;
         const int64_t hh = static_cast<int64_t>(h);
-        at::Tensor ri = at::tensor(rows[h], at::TensorOptions().dtype(at::kLong)).to(q.device());
+        at::Tensor ri = index_tensor(rows[h], q.device());
         at::Tensor qr = q[hh].index_select(0, ri);                                             // [R, D]
         at::Tensor lc = at::addmm(kadd[hh].unsqueeze(0), qr, ck[hh].to(dt).t());               // [R, T]
         at::Tensor lf = qr.mm(k_cur[hh].t());                                                  // [R, N]
@@ -333,9 +339,7 @@ at::Tensor cross_recall(const at::Tensor& q, const at::Tensor& k, const at::Tens
         hs.push_back((r / N) % H);
         is.push_back(r % N);
     }
-    const auto lng = at::TensorOptions().dtype(at::kLong);
-    at::Tensor bi = at::tensor(bs, lng).to(q.device()), hi = at::tensor(hs, lng).to(q.device());
-    at::Tensor ii = at::tensor(is, lng).to(q.device());
+    at::Tensor bi = index_tensor(bs, q.device()), hi = index_tensor(hs, q.device()), ii = index_tensor(is, q.device());
     at::Tensor bh = bi * H + hi;                                                               // [n]
     at::Tensor qs = q.reshape({B * H, N, -1}).index({bh, ii}).to(dt);                          // [n, D]
     at::Tensor ks = k.reshape({B * H, k.size(2), -1}).index_select(0, bh).to(dt);              // [n, P, D]
