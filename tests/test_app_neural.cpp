@@ -109,8 +109,9 @@ TEST_CASE("a scripted headless session toggles every module and the metrics show
         merged += cell(rows[f], "merge_rate");
     }
     CHECK(merged > 0);
-    // TempCache + window: bounded.
-    for (int f = 21; f <= 23; ++f) CHECK(tokens(f) <= tokens(20));
+    // TempCache + window: bounded by the window (3 frames + the frame being committed). Merges make a frame's share
+    // vary, so the count may wobble inside that bound from frame to frame.
+    for (int f = 19; f <= 23; ++f) CHECK(tokens(f) <= 4 * frame_tokens);
     // AnnSA scores a fraction of the keys; AnnCA keeps a fraction of the prompt tokens.
     for (int f = 24; f <= 28; ++f) {
         INFO("frame " << f);
