@@ -218,9 +218,15 @@ at::Tensor image_to_tensor(const game::Image& img, at::Device device) {
     return t.to(device).permute({0, 3, 1, 2}).to(at::kFloat).div(255.0).contiguous();   // [1, 3, H, W]
 }
 
-void tensor_to_image(const at::Tensor& t, game::Image& out) {
+at::Tensor image_bytes(const at::Tensor& t) {
     at::Tensor x = t.dim() == 4 ? t[0] : t;   // [3, H, W]
-    x = x.detach().to(at::kFloat).clamp(0, 1).mul(255.0).round().to(at::kByte).permute({1, 2, 0}).contiguous().cpu();
+    return x.detach().to(at::kFloat).clamp(0, 1).mul(255.0).round().to(at::kByte).permute({1, 2, 0});
+}
+
+void tensor_to_image(const at::Tensor& t, game::Image& out) { bytes_to_image(image_bytes(t), out); }
+
+void bytes_to_image(const at::Tensor& rgb, game::Image& out) {
+    const at::Tensor x = rgb.contiguous().cpu();   // [H, W, 3]
     out.height = static_cast<int>(x.size(0));
     out.width = static_cast<int>(x.size(1));
     out.rgb.resize(static_cast<size_t>(x.numel()));
@@ -407,13 +413,10 @@ struct Session::Impl {
     uint64_t device_steps = 0;   // steps that filled a ring slot; the newest is in slot (device_steps - 1) % ring
     bool device_valid = false;   // the newest slot holds the last step's frame (false after reset)
 
-    // img: [1, 3, H, W] decoded frame on dev (float, any range). Enqueues the RGBA8 conversion into the next ring
-    // slot on the current stream; the host copy that follows in step() synchronizes it.
-    void fill_device_frame(const at::Tensor& img) {
+    // rgb: [H, W, 3] uint8, the frame's bytes on dev (the host frame is copied from the same tensor). Enqueues the
+    // RGBA8 copy into the next ring slot on the current stream; the host copy that follows in step() synchronizes it.
+    void fill_device_frame(const at::Tensor& rgb) {
         if (!dev.is_cuda()) return;
-        // Same ops as tensor_to_image, so the RGB bytes match the host frame exactly.
-        at::Tensor rgb =   // [H, W, 3]
-            img[0].detach().to(at::kFloat).clamp(0, 1).mul(255.0).round().to(at::kByte).permute({1, 2, 0});
         if (!device_ring) device_ring = std::make_shared<DeviceRing>();
         at::Tensor& slot = device_ring->slots[device_steps % Session::kDeviceFrameRing];   // [H, W, 4]
         if (!slot.defined() || slot.size(0) != rgb.size(0) || slot.size(1) != rgb.size(1))
@@ -463,8 +466,9 @@ struct Session::Impl {
         const double denoise_ms = wm::ms_since(t0);
         const auto t1 = std::chrono::steady_clock::now();
         at::Tensor img = decode(x);   // [1, 3, H, W]
-        fill_device_frame(img);       // CUDA only; completed by the host copy below, which waits for the stream
-        wm::tensor_to_image(img, out);
+        const at::Tensor rgb = wm::image_bytes(img);   // [H, W, 3] uint8, converted once for both copies
+        fill_device_frame(rgb);       // CUDA only; completed by the host copy below, which waits for the stream
+        wm::bytes_to_image(rgb, out);
         const double decode_ms = wm::ms_since(t1);
         const auto t2 = std::chrono::steady_clock::now();
         if (forced) x = net().encode(wm::image_to_tensor(*forced, dev));

@@ -59,6 +59,8 @@ void export_model(const Net& net, const std::string& json_path, const nlohmann::
 // Images: game::Image (RGB8) <-> [1, 3, H, W] float in [0, 1] on a device.
 at::Tensor image_to_tensor(const game::Image& img, at::Device device);
 void tensor_to_image(const at::Tensor& t, game::Image& out);   // t [1, 3, H, W] or [3, H, W]; clamps
+at::Tensor image_bytes(const at::Tensor& t);   // t [1, 3, H, W] or [3, H, W] -> [H, W, 3] uint8 on t's device
+void bytes_to_image(const at::Tensor& rgb, game::Image& out);   // rgb [H, W, 3] uint8, any device
 
 double ms_since(std::chrono::steady_clock::time_point t0);
 void sync_device(const at::Tensor& t);   // waits for the device queue (timings); a no-op on the CPU
