@@ -1,5 +1,5 @@
 # written by dreamcaster bench rollout for bench/rollout.gp
-configs = "dense all tempcache window16"
+configs = "dense window16 tempcache annsa annca all"
 revisit_configs = ""
 revisit_first = 0
 memcol = 15
