@@ -12,8 +12,8 @@
 # would push the whole run past ~25 minutes (10 runs × 130 s + loading), and the summary names the frame it reached.
 #
 # Environment: DC_BIN (binary), DEVICE (cuda), FRAMES (3000), REVISIT_AT (2000), CONFIGS (the 7), CONFIG_TIMEOUT
-# (130 s on one card, 240 s with GPUS > 1, enough for every accelerated configuration to reach frame 3000 on an H200
-# — all three took ~150 s — while the slowest card's share stays near 10 minutes; 0 = none), SUMMARY (bench/results/rollout-<card>.md), EXTRA (more options for the bench), GPUS (1),
+# (130 s on one card, 240 s with GPUS > 1: every accelerated configuration reached frame 3000 on 4 H200s, the whole
+# matrix in 406 s; 0 = none), SUMMARY (bench/results/rollout-<card>.md), EXTRA (more options for the bench), GPUS (1),
 # REVISIT (1; 0 leaves the revisit test out), DC_COMMIT (the commit the summary names, where the tree that was built
 # has no git history of its own).
 #
