@@ -177,6 +177,9 @@ void add_bench_rollout(CLI::App& bench) {
     cmd->add_option("--config-timeout", o->config_timeout_s,
                     "Stop a configuration after this many seconds (0 = never); the summary says so")
         ->capture_default_str();
+    cmd->add_option("--trace-at", o->trace_at,
+                    "Write a Chrome trace of frames N..N+2 of each configuration (CUDA builds)")
+        ->capture_default_str();
     cmd->add_option("--recall-every", o->recall_every, "Measure AnnSA recall on every Nth frame (0 = never)")
         ->capture_default_str();
     cmd->add_option("--ssim-every", o->ssim_every, "SSIM on every Nth frame (PSNR on every frame)")

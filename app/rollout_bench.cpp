@@ -29,6 +29,7 @@
 #include <thread>
 
 #include "app/image_metrics.h"
+#include "app/kineto_trace.h"
 #include "common/common.h"
 #include "game/game.h"
 #include "world_model/world_model.h"
@@ -395,8 +396,21 @@ std::string revisit_script(int64_t away_frames, int64_t* first_revisit_frame) {
 RolloutConfigDef rollout_config(const std::string& name) {
     const std::string accepted =
         "dense, dense-torch, window16, tempcache, annsa, annca, all, windowN (N frames + 1 sink), window-eq (revisit "
-        "only), or an attention type such as tempcache+window; any of them + \"-eager\" (no CUDA graphs)";
+        "only), or an attention type such as tempcache+window; any of them + \"-eager\" (no CUDA graphs) or + "
+        "\"-budgetN\" (at most N cached tokens per layer)";
     const std::string eager = "-eager";
+    const size_t budget_at = name.rfind("-budget");
+    if (budget_at != std::string::npos && budget_at > 0) {
+        const std::string digits = name.substr(budget_at + 7);
+        DC_CHECK(!digits.empty() && digits.size() <= 9 && digits.find_first_not_of("0123456789") == std::string::npos &&
+                     std::stoll(digits) >= 1,
+                 "configuration \"" << name << "\": expected <configuration>-budgetN with N ≥ 1 tokens per layer");
+        RolloutConfigDef d = rollout_config(name.substr(0, budget_at));
+        d.name = name;
+        d.label += ", budget " + digits + " tokens/layer";
+        d.max_cache_tokens = std::stoll(digits);
+        return d;
+    }
     if (name.size() > eager.size() && name.compare(name.size() - eager.size(), eager.size(), eager) == 0) {
         RolloutConfigDef d = rollout_config(name.substr(0, name.size() - eager.size()));
         d.name = name;
@@ -577,6 +591,7 @@ RunResult run_config(const RolloutBenchConfig& o, const Workload& w, const Rollo
     sc.recall_every = o.recall_every;
     sc.attention = AttentionSpec::parse(def.type, def.params_json);
     sc.cuda_graphs = def.cuda_graphs;
+    sc.max_cache_tokens = def.max_cache_tokens;
     const game::Vocabulary vocab = game::Vocabulary::load_default();
     game::Game g(game::Level::load_named(w.level));
     g.set_prompt(w.prompt, vocab);
@@ -594,12 +609,16 @@ RunResult run_config(const RolloutBenchConfig& o, const Workload& w, const Rollo
     {
         MetricWorker metrics(res.rows, cuda);
         double ms_window[16] = {};
+        KinetoTrace trace;
         for (int64_t f = 1; f <= frames; ++f) {
             const game::Action& a = w.actions[static_cast<size_t>(f - 1)];
             FrameStats st;
+            if (o.trace_at > 0 && f == o.trace_at) trace.start();
             const auto t0 = clock_type::now();
             session.step(a, dream, &st);
             const double step_ms = secs_since(t0) * 1000.0;
+            if (trace.running() && (f == o.trace_at + 2 || f == frames))
+                trace.stop((std::filesystem::path(o.out_dir) / ("trace-" + def.name + ".json")).string());
             g.step(a);
             g.render(real);
             Row& r = res.rows[static_cast<size_t>(f - 1)];
@@ -743,6 +762,8 @@ RolloutBenchResult run_rollout_bench(const RolloutBenchConfig& o) {
     DC_CHECK(o.steps >= 1 && o.steps <= 16, "--steps: expected 1..16, found " << o.steps);
     DC_CHECK(!o.configs.empty() || o.revisit, "--configs: expected at least one configuration, found none");
     DC_CHECK(o.ssim_every >= 1, "--ssim-every: expected ≥ 1, found " << o.ssim_every);
+    DC_CHECK(o.trace_at <= 0 || KinetoTrace::available(),
+             "--trace-at: expected a CUDA build (LibTorch's Kineto profiler), found a build without it");
     DC_CHECK(o.device == "cpu" || is_cuda(o.device),
              "--device: expected cpu, cuda or cuda:N, found \"" << o.device << "\"");
     const std::string commit = git_commit();  // now: the tree may move on during a long run

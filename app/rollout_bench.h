@@ -17,12 +17,13 @@
 // torch ops: the kernel's baseline), window16 (the newest 16 frames + 1 sink frame: the start frame), tempcache,
 // annsa, annca, all (tempcache+annsa+annca); also windowN, and any attention type of attention/attention.h
 // ("tempcache+window", ...) with default parameters. Any name + "-eager" ("dense-eager", "all-eager") runs the same
-// configuration without CUDA graphs (every op launched from the host), to show what the graphs save.
+// configuration without CUDA graphs (every op launched from the host), to show what the graphs save; any name +
+// "-budgetN" ("all-budget32768") caps each layer's cache at N tokens (whole frames evicted, oldest first).
 //
 // Outputs in out_dir: rollout.csv (one row per configuration and frame; columns in kRolloutCsvColumns),
 // summary.md (card, commit — git's, or DC_COMMIT's where the tree has no history —, date, tables, targets, roofline), actions.txt (the actions as an action script),
 // plot_vars.gp + fps.png, memory.png, psnr.png, psnr_real.png (bench/rollout.gp, when gnuplot is installed), and with
-// revisit: revisit.txt (the walk), revisit.csv and revisit.png.
+// revisit: revisit.txt (the walk), revisit.csv and revisit.png; with trace_at: trace-<config>.json.
 //
 // Revisit (revisit = true): a scripted walk (revisit_script) turns 360° in the spawn room, leaves it through its east
 // door, walks up and down the next hall, returns and turns 360° again; the return reaches the room at frame
@@ -57,6 +58,8 @@ struct RolloutBenchConfig {
     int recall_every = 8;         // AnnSA recall measured on every 8th frame (SessionConfig::recall_every)
     int ssim_every = 1;           // SSIM on every Nth frame (PSNR on every frame)
     bool quiet = false;           // no progress lines on stderr
+    int64_t trace_at = 0;         // > 0: Chrome trace of frames trace_at .. trace_at + 2 of each configuration
+                                  // (out_dir/trace-<config>.json; CUDA builds, app/kineto_trace.h)
 };
 
 // Columns of rollout.csv and revisit.csv, in order (bench/rollout.gp uses their positions).
@@ -69,6 +72,7 @@ struct RolloutConfigDef {
     std::string params_json;  // AttentionSpec params
     std::string label;        // e.g. "Window-16 (+1 sink)"
     bool cuda_graphs = true;  // SessionConfig::cuda_graphs; a name ending in "-eager" turns them off (A/B on CUDA)
+    int64_t max_cache_tokens = 0;  // SessionConfig::max_cache_tokens; a name ending in "-budgetN" sets N per layer
 };
 // Resolves a name (see the header comment); throws dc::Error listing the accepted names.
 RolloutConfigDef rollout_config(const std::string& name);
