@@ -20,6 +20,10 @@
 //     cp.async writes are free of bank conflicts.
 // The running max is only raised when a tile's max exceeds it by more than kRescaleSlack (log2 units), so the O
 // rescale (a warp-uniform branch) is rare; p = 2^(x − m) then stays ≤ 2^kRescaleSlack, harmless in fp32 and bf16.
+// The kernel is a template over MmaKnobs: keys per shared-memory tile, pipeline depth and software pipelining (S of
+// the next 32 keys computed while the current ones are exponentiated, so a warp's MMAs overlap its exponentials).
+// D = 32 and 64 run the pipelined set (MmaFast), D = 128 the plain one (MmaBase: registers). DensePlan counts 64-key
+// tiles whatever the set; keys of a tile past its chunk's end are masked.
 //
 // float32 path (dense_f32_kernel): CUDA cores, exact fp32. D/32 lanes per query, each holding 32 dims of q and o.
 #include "device_utils.cuh"
@@ -31,7 +35,7 @@ namespace {
 using namespace dc::cuda::dev;
 
 constexpr int kThreads = 256;         // threads per block of the attention kernels
-constexpr int kStages = 3;            // shared-memory pipeline depth (≥ 3: the kb prefetch below relies on it)
+constexpr int kStages = 3;            // pipeline depth of the float32 kernel (≥ 3: the kb prefetch relies on it)
 constexpr float kRescaleSlack = 8.f;  // log2 units the running max may lag behind the true max
 
 struct DenseKernelParams {
@@ -42,15 +46,40 @@ struct DenseKernelParams {
     float scale_log2;  // log2(e) / sqrt(D)
 };
 
-template <int D>
+// Keys per DensePlan tile of the bf16 kernel: the plan and the chunk boundaries count these whatever the knobs.
+constexpr int kPlanKeys = 64;
+
+// Tuning knobs of the bf16 kernel (the sets in use: MmaFast, MmaBase below).
+template <int BK, int Stages, bool Pipe>
+struct MmaKnobs {
+    static constexpr int kBK = BK;          // keys per shared-memory tile (a multiple of 32)
+    static constexpr int kStages = Stages;  // shared-memory pipeline depth
+    // A warp computes S = Q·Kᵀ of its next 32 keys between the row maxima and the exponentials of the current 32
+    // (two S register sets), so that its MMAs overlap its MUFU work.
+    static constexpr bool kPipe = Pipe;
+    // Tiles in flight beyond the one being read. The pipelined loop passes tile it's barrier while P·V still reads
+    // tile it − 1, so that stage cannot be refilled there: one stage fewer is in flight.
+    static constexpr int kAhead = Pipe ? Stages - 2 : Stages - 1;
+    static_assert(kAhead >= 2, "the kb prefetch stores the values of tile it + kAhead − 1 into a stage nobody reads");
+    static_assert(BK % 32 == 0, "a tile is a whole number of 32-key register steps");
+};
+// D = 32 and 64: 64-key tiles, 4 stages, pipelined — on an H100 at 768k keys × 6 heads of 64 this set ran at 1.13 ms
+// against 1.31 ms for MmaBase; 128-key tiles (1.20 ms), a 5th stage (1.24 ms) and moving one in 2 or 4 exponentials
+// to a polynomial on the FMA pipe (1.22–1.29 ms) did no better (bench/results/attention-h100.md).
+using MmaFast = MmaKnobs<64, 4, true>;
+using MmaBase = MmaKnobs<64, 3, false>;  // D = 128: pipelining's second S register set does not fit
+
+template <int D, typename K>
 struct MmaCfg {
     static constexpr int kMT = D <= 64 ? 2 : 1;  // 16-row query tiles per warp (registers bound D = 128)
     static constexpr int kWarps = kThreads / 32;
     static constexpr int kBQ = kWarps * 16 * kMT;  // queries per block
-    static constexpr int kBK = 64;                 // keys per shared-memory tile
-    static constexpr int kSub = 32;                // keys per register step
-    static constexpr int kKS = D / 16;             // k-steps of Q·Kᵀ
-    static constexpr int kNO = D / 8;              // 8-wide output tiles of P·V
+    static constexpr int kBK = K::kBK;             // keys per shared-memory tile
+    static constexpr int kStages = K::kStages;
+    static constexpr int kSub = 32;  // keys per register step
+    static constexpr int kSubs = kBK / kSub;
+    static constexpr int kKS = D / 16;  // k-steps of Q·Kᵀ
+    static constexpr int kNO = D / 8;   // 8-wide output tiles of P·V
     static constexpr int kTileElems = kBK * D;
     static constexpr size_t kSmemBytes = kStages * (2 * kTileElems * sizeof(__nv_bfloat16) + kBK * sizeof(float));
 };
@@ -92,16 +121,17 @@ __device__ __forceinline__ void decode_block(const DensePlan& plan, int& qt, int
     h = b / plan.n_chunks;
 }
 
-// Raw inputs of a key's additive logit (loaded one pipeline step before they are needed).
-__device__ __forceinline__ void kb_load(const DenseArgs& a, int h, int64_t t, float& rb, int64_t& rf) {
-    if (t < a.T) {
+// Raw inputs of a key's additive logit (loaded one pipeline step before they are needed). Keys from t_end on (≤ T + N:
+// past the sequence or the block's chunk) get −inf.
+__device__ __forceinline__ void kb_load(const DenseArgs& a, int h, int64_t t, int64_t t_end, float& rb, int64_t& rf) {
+    if (t >= t_end) {
+        rb = neg_inf();
+        rf = a.frame;
+    } else if (t < a.T) {
         rb = a.bias != nullptr ? a.bias[h * a.bias_stride_h + t] : 0.f;
         rf = a.frames != nullptr ? a.frames[t] : a.frame;
-    } else if (t < a.T + a.N) {
-        rb = 0.f;  // the current frame: bias 0, distance 0
-        rf = a.frame;
     } else {
-        rb = neg_inf();  // past the end of the sequence
+        rb = 0.f;  // the current frame: bias 0, distance 0
         rf = a.frame;
     }
 }
@@ -109,9 +139,10 @@ __device__ __forceinline__ float kb_value(float rb, int64_t rf, float slope, int
     return (rb - slope * static_cast<float>(frame - rf)) * kLog2e;
 }
 
-// Copies keys [t0, t0 + BK) of head h (cache, then current frame; zeros past the end) into the K and V tiles.
+// Copies keys [t0, t0 + BK) of head h (cache, then current frame; zeros from t_end ≤ T + N on) into the K and V tiles.
 template <typename T, int BK, int D, typename Swz>
-__device__ __forceinline__ void load_kv_tile(T* ks, T* vs, const DenseArgs& a, int h, int64_t t0, Swz swz) {
+__device__ __forceinline__ void load_kv_tile(T* ks, T* vs, const DenseArgs& a, int h, int64_t t0, int64_t t_end,
+                                             Swz swz) {
     constexpr int kElems = 16 / static_cast<int>(sizeof(T));
     constexpr int kChunks = D / kElems;  // 16-byte chunks per row
     for (int i = static_cast<int>(threadIdx.x); i < BK * kChunks; i += kThreads) {
@@ -120,20 +151,20 @@ __device__ __forceinline__ void load_kv_tile(T* ks, T* vs, const DenseArgs& a, i
         const int64_t t = t0 + r;
         T* kd = ks + r * D + swz(r, c) * kElems;
         T* vd = vs + r * D + swz(r, c) * kElems;
-        if (t < a.T) {
+        if (t >= t_end) {
+            *reinterpret_cast<uint4*>(kd) = make_uint4(0u, 0u, 0u, 0u);
+            *reinterpret_cast<uint4*>(vd) = make_uint4(0u, 0u, 0u, 0u);
+        } else if (t < a.T) {
             const T* kc = static_cast<const T*>(a.k_cache.ptr) + h * a.k_cache.stride_h + t * a.k_cache.stride_r;
             const T* vc = static_cast<const T*>(a.v_cache.ptr) + h * a.v_cache.stride_h + t * a.v_cache.stride_r;
             cp_async_16(kd, kc + c * kElems);
             cp_async_16(vd, vc + c * kElems);
-        } else if (t < a.T + a.N) {
+        } else {
             const int64_t u = t - a.T;
             const T* ku = static_cast<const T*>(a.k_cur.ptr) + h * a.k_cur.stride_h + u * a.k_cur.stride_r;
             const T* vu = static_cast<const T*>(a.v_cur.ptr) + h * a.v_cur.stride_h + u * a.v_cur.stride_r;
             cp_async_16(kd, ku + c * kElems);
             cp_async_16(vd, vu + c * kElems);
-        } else {
-            *reinterpret_cast<uint4*>(kd) = make_uint4(0u, 0u, 0u, 0u);
-            *reinterpret_cast<uint4*>(vd) = make_uint4(0u, 0u, 0u, 0u);
         }
     }
 }
@@ -159,18 +190,22 @@ __device__ __forceinline__ void load_v_words(const __nv_bfloat16* vt, int r, int
 }
 
 // ---- bf16: tensor cores ---------------------------------------------------------------------------------------------
-template <int D>
+template <int D, typename K>
 __global__ void __launch_bounds__(kThreads, 1) dense_mma_kernel(const DenseKernelParams p) {
-    using C = MmaCfg<D>;
+    using C = MmaCfg<D, K>;
     const DenseArgs& a = p.a;
     int qt, chunk, h;
     decode_block(p.plan, qt, chunk, h);
+    // The chunk's keys are [key0, key_end); its last tile may reach past key_end (zero K/V, kb = −inf).
     const int tile0 = chunk * p.plan.chunk_tiles;
-    const int n_tiles = min(p.plan.chunk_tiles, p.plan.tiles_total - tile0);
+    const int64_t key0 = static_cast<int64_t>(tile0) * kPlanKeys;
+    const int64_t plan_end = static_cast<int64_t>(min(tile0 + p.plan.chunk_tiles, p.plan.tiles_total)) * kPlanKeys;
+    const int64_t key_end = plan_end < a.T + a.N ? plan_end : a.T + a.N;
+    const int n_tiles = static_cast<int>(ceil_div(key_end - key0, C::kBK));
 
-    __nv_bfloat16* ks = dynamic_smem<__nv_bfloat16>();                    // [kStages][kBK][D] (swizzled rows)
-    __nv_bfloat16* vs = ks + kStages * C::kTileElems;                     // [kStages][kBK][D] (swizzled rows)
-    float* kbs = reinterpret_cast<float*>(vs + kStages * C::kTileElems);  // [kStages][kBK]
+    __nv_bfloat16* ks = dynamic_smem<__nv_bfloat16>();                       // [kStages][kBK][D] (swizzled rows)
+    __nv_bfloat16* vs = ks + C::kStages * C::kTileElems;                     // [kStages][kBK][D] (swizzled rows)
+    float* kbs = reinterpret_cast<float*>(vs + C::kStages * C::kTileElems);  // [kStages][kBK]
 
     const int tid = static_cast<int>(threadIdx.x);
     const int warp = tid >> 5;
@@ -179,18 +214,18 @@ __global__ void __launch_bounds__(kThreads, 1) dense_mma_kernel(const DenseKerne
     const int t4 = lane & 3;  // thread in group
     const float slope = a.slope != nullptr ? a.slope[h] : 0.f;
 
-    // Prologue: K/V of tiles 0 .. kStages−2 in flight; kb of tiles 0 .. kStages−3 stored, of tile kStages−2 loading.
+    // Prologue: K/V of tiles 0 .. kAhead−1 in flight; kb of tiles 0 .. kAhead−2 stored, of tile kAhead−1 loading.
     float rb = 0.f;
     int64_t rf = 0;
 #pragma unroll
-    for (int s = 0; s < kStages - 1; ++s) {
+    for (int s = 0; s < K::kAhead; ++s) {
         if (s < n_tiles) {
-            const int64_t t0 = static_cast<int64_t>(tile0 + s) * C::kBK;
-            load_kv_tile<__nv_bfloat16, C::kBK, D>(ks + s * C::kTileElems, vs + s * C::kTileElems, a, h, t0,
+            const int64_t t0 = key0 + static_cast<int64_t>(s) * C::kBK;
+            load_kv_tile<__nv_bfloat16, C::kBK, D>(ks + s * C::kTileElems, vs + s * C::kTileElems, a, h, t0, key_end,
                                                    SwizzleBf16<D>{});
             if (tid < C::kBK) {
-                kb_load(a, h, t0 + tid, rb, rf);
-                if (s < kStages - 2) kbs[s * C::kBK + tid] = kb_value(rb, rf, slope, a.frame);
+                kb_load(a, h, t0 + tid, key_end, rb, rf);
+                if (s < K::kAhead - 1) kbs[s * C::kBK + tid] = kb_value(rb, rf, slope, a.frame);
             }
         }
         cp_async_commit();
@@ -240,140 +275,183 @@ __global__ void __launch_bounds__(kThreads, 1) dense_mma_kernel(const DenseKerne
         l_run[mt][0] = l_run[mt][1] = 0.f;
     }
 
-    for (int it = 0; it < n_tiles; ++it) {
-        cp_async_wait<kStages - 2>();  // this thread's copies of tile it have landed
-        __syncthreads();               // everybody's have, and everybody is done with tile it − 1
-        {
-            const int tt = it + kStages - 2;  // its kb values were loaded one step ago
-            if (tid < C::kBK && tt < n_tiles) kbs[(tt % kStages) * C::kBK + tid] = kb_value(rb, rf, slope, a.frame);
-            const int tn = it + kStages - 1;  // refill the stage that tile it − 1 used
-            if (tn < n_tiles) {
-                const int64_t t0 = static_cast<int64_t>(tile0 + tn) * C::kBK;
-                if (tid < C::kBK) kb_load(a, h, t0 + tid, rb, rf);
-                load_kv_tile<__nv_bfloat16, C::kBK, D>(ks + (tn % kStages) * C::kTileElems,
-                                                       vs + (tn % kStages) * C::kTileElems, a, h, t0, SwizzleBf16<D>{});
-            }
-            cp_async_commit();
+    // Waits for tile it; refills the stage of tile it + kAhead − kStages (nobody reads it any more) with it + kAhead.
+    auto begin_tile = [&](int it) {
+        cp_async_wait<K::kAhead - 1>();  // this thread's copies of tile it have landed
+        __syncthreads();                 // everybody's have, and everybody is done with the stage refilled below
+        const int tt = it + K::kAhead - 1;  // its kb values were loaded one step ago
+        if (tid < C::kBK && tt < n_tiles) kbs[(tt % C::kStages) * C::kBK + tid] = kb_value(rb, rf, slope, a.frame);
+        const int tn = it + K::kAhead;
+        if (tn < n_tiles) {
+            const int64_t t0 = key0 + static_cast<int64_t>(tn) * C::kBK;
+            if (tid < C::kBK) kb_load(a, h, t0 + tid, key_end, rb, rf);
+            load_kv_tile<__nv_bfloat16, C::kBK, D>(ks + (tn % C::kStages) * C::kTileElems,
+                                                   vs + (tn % C::kStages) * C::kTileElems, a, h, t0, key_end,
+                                                   SwizzleBf16<D>{});
         }
-        const int st = it % kStages;
-        const __nv_bfloat16* kt = ks + st * C::kTileElems;
-        const __nv_bfloat16* vt = vs + st * C::kTileElems;
-        const float* kbt = kbs + st * C::kBK;
+        cp_async_commit();
+    };
 
-#pragma unroll 1
-        for (int sub = 0; sub < C::kBK / C::kSub; ++sub) {
-            // S = Q·Kᵀ for keys sub·32 + [0, 32): n-tile u holds keys u·8 + [0, 8).
-            float s[C::kMT][4][4];
+    // S = Q·Kᵀ for keys sub·32 + [0, 32) of tile kt: n-tile u holds keys u·8 + [0, 8).
+    auto qk = [&](const __nv_bfloat16* kt, int sub, float (&s)[C::kMT][4][4]) {
 #pragma unroll
-            for (int mt = 0; mt < C::kMT; ++mt)
+        for (int mt = 0; mt < C::kMT; ++mt)
 #pragma unroll
-                for (int u = 0; u < 4; ++u) s[mt][u][0] = s[mt][u][1] = s[mt][u][2] = s[mt][u][3] = 0.f;
+            for (int u = 0; u < 4; ++u) s[mt][u][0] = s[mt][u][1] = s[mt][u][2] = s[mt][u][3] = 0.f;
 #pragma unroll
-            for (int u = 0; u < 4; ++u) {
-                const int r = sub * C::kSub + u * 8 + g;
-                uint32_t kw[D / 8];
+        for (int u = 0; u < 4; ++u) {
+            const int r = sub * C::kSub + u * 8 + g;
+            uint32_t kw[D / 8];
 #pragma unroll
-                for (int i = 0; i < D / 32; ++i) {
-                    const uint4 v =
-                        *reinterpret_cast<const uint4*>(kt + r * D + swizzle_bf16<D>(r, t4 * (D / 32) + i) * 8);
-                    kw[4 * i + 0] = v.x;
-                    kw[4 * i + 1] = v.y;
-                    kw[4 * i + 2] = v.z;
-                    kw[4 * i + 3] = v.w;
-                }
-#pragma unroll
-                for (int k = 0; k < C::kKS; ++k)
-#pragma unroll
-                    for (int mt = 0; mt < C::kMT; ++mt) mma_bf16_16816(s[mt][u], qf[mt][k], kw[2 * k], kw[2 * k + 1]);
+            for (int i = 0; i < D / 32; ++i) {
+                const uint4 v = *reinterpret_cast<const uint4*>(kt + r * D + swizzle_bf16<D>(r, t4 * (D / 32) + i) * 8);
+                kw[4 * i + 0] = v.x;
+                kw[4 * i + 1] = v.y;
+                kw[4 * i + 2] = v.z;
+                kw[4 * i + 3] = v.w;
             }
+#pragma unroll
+            for (int k = 0; k < C::kKS; ++k)
+#pragma unroll
+                for (int mt = 0; mt < C::kMT; ++mt) mma_bf16_16816(s[mt][u], qf[mt][k], kw[2 * k], kw[2 * k + 1]);
+        }
+    };
 
-            // Logits in log2 units and the tile's row maxima (rows g and g + 8 of each m-tile).
-            float mx[C::kMT][2];
+    // Logits in log2 units, the row maxima (rows g and g + 8 of each m-tile) and, where one exceeds the running max
+    // by more than kRescaleSlack, the rescale of the row's sum and output.
+    auto logits_max = [&](float (&s)[C::kMT][4][4], const float* kbt, int sub) {
+        float mx[C::kMT][2];
 #pragma unroll
-            for (int mt = 0; mt < C::kMT; ++mt) mx[mt][0] = mx[mt][1] = neg_inf();
+        for (int mt = 0; mt < C::kMT; ++mt) mx[mt][0] = mx[mt][1] = neg_inf();
 #pragma unroll
-            for (int u = 0; u < 4; ++u) {
-                const float2 kb2 = *reinterpret_cast<const float2*>(kbt + sub * C::kSub + u * 8 + 2 * t4);
+        for (int u = 0; u < 4; ++u) {
+            const float2 kb2 = *reinterpret_cast<const float2*>(kbt + sub * C::kSub + u * 8 + 2 * t4);
 #pragma unroll
-                for (int mt = 0; mt < C::kMT; ++mt) {
-                    s[mt][u][0] = fmaf(s[mt][u][0], p.scale_log2, kb2.x);
-                    s[mt][u][1] = fmaf(s[mt][u][1], p.scale_log2, kb2.y);
-                    s[mt][u][2] = fmaf(s[mt][u][2], p.scale_log2, kb2.x);
-                    s[mt][u][3] = fmaf(s[mt][u][3], p.scale_log2, kb2.y);
-                    mx[mt][0] = fmaxf(mx[mt][0], fmaxf(s[mt][u][0], s[mt][u][1]));
-                    mx[mt][1] = fmaxf(mx[mt][1], fmaxf(s[mt][u][2], s[mt][u][3]));
-                }
+            for (int mt = 0; mt < C::kMT; ++mt) {
+                s[mt][u][0] = fmaf(s[mt][u][0], p.scale_log2, kb2.x);
+                s[mt][u][1] = fmaf(s[mt][u][1], p.scale_log2, kb2.y);
+                s[mt][u][2] = fmaf(s[mt][u][2], p.scale_log2, kb2.x);
+                s[mt][u][3] = fmaf(s[mt][u][3], p.scale_log2, kb2.y);
+                mx[mt][0] = fmaxf(mx[mt][0], fmaxf(s[mt][u][0], s[mt][u][1]));
+                mx[mt][1] = fmaxf(mx[mt][1], fmaxf(s[mt][u][2], s[mt][u][3]));
             }
-            bool raise = false;
+        }
+        bool raise = false;
+#pragma unroll
+        for (int mt = 0; mt < C::kMT; ++mt) {
+#pragma unroll
+            for (int hf = 0; hf < 2; ++hf) {
+                mx[mt][hf] = fmaxf(mx[mt][hf], __shfl_xor_sync(kFullMask, mx[mt][hf], 1));
+                mx[mt][hf] = fmaxf(mx[mt][hf], __shfl_xor_sync(kFullMask, mx[mt][hf], 2));
+                raise = raise || mx[mt][hf] > m_run[mt][hf] + kRescaleSlack;
+            }
+        }
+        if (__any_sync(kFullMask, raise)) {
 #pragma unroll
             for (int mt = 0; mt < C::kMT; ++mt) {
 #pragma unroll
                 for (int hf = 0; hf < 2; ++hf) {
-                    mx[mt][hf] = fmaxf(mx[mt][hf], __shfl_xor_sync(kFullMask, mx[mt][hf], 1));
-                    mx[mt][hf] = fmaxf(mx[mt][hf], __shfl_xor_sync(kFullMask, mx[mt][hf], 2));
-                    raise = raise || mx[mt][hf] > m_run[mt][hf] + kRescaleSlack;
-                }
-            }
-            if (__any_sync(kFullMask, raise)) {
+                    if (mx[mt][hf] > m_run[mt][hf] + kRescaleSlack) {
+                        const float alpha = exp2_fast(m_run[mt][hf] - mx[mt][hf]);  // 0 when m_run = −inf
+                        m_run[mt][hf] = mx[mt][hf];
+                        l_run[mt][hf] *= alpha;
 #pragma unroll
-                for (int mt = 0; mt < C::kMT; ++mt) {
-#pragma unroll
-                    for (int hf = 0; hf < 2; ++hf) {
-                        if (mx[mt][hf] > m_run[mt][hf] + kRescaleSlack) {
-                            const float alpha = exp2_fast(m_run[mt][hf] - mx[mt][hf]);  // 0 when m_run = −inf
-                            m_run[mt][hf] = mx[mt][hf];
-                            l_run[mt][hf] *= alpha;
-#pragma unroll
-                            for (int j = 0; j < C::kNO; ++j) {
-                                o[mt][j][2 * hf] *= alpha;
-                                o[mt][j][2 * hf + 1] *= alpha;
-                            }
+                        for (int j = 0; j < C::kNO; ++j) {
+                            o[mt][j][2 * hf] *= alpha;
+                            o[mt][j][2 * hf + 1] *= alpha;
                         }
                     }
                 }
             }
+        }
+    };
 
-            // P = 2^(x − m) as bf16 A fragments: keys kk·16 + [0, 16) are n-tiles 2kk and 2kk + 1.
-            uint32_t pa[C::kMT][2][4];
+    // P = 2^(x − m) as bf16 A fragments (keys kk·16 + [0, 16) are n-tiles 2kk and 2kk + 1), then O += P·V with V
+    // keys sub·32 + [0, 32) of tile vt.
+    auto softmax_pv = [&](float (&s)[C::kMT][4][4], const __nv_bfloat16* vt, int sub) {
+        uint32_t pa[C::kMT][2][4];
 #pragma unroll
-            for (int mt = 0; mt < C::kMT; ++mt) {
-                const float mu0 = m_run[mt][0] == neg_inf() ? 0.f : m_run[mt][0];
-                const float mu1 = m_run[mt][1] == neg_inf() ? 0.f : m_run[mt][1];
+        for (int mt = 0; mt < C::kMT; ++mt) {
+            const float mu0 = m_run[mt][0] == neg_inf() ? 0.f : m_run[mt][0];
+            const float mu1 = m_run[mt][1] == neg_inf() ? 0.f : m_run[mt][1];
 #pragma unroll
-                for (int u = 0; u < 4; ++u) {
-                    s[mt][u][0] = exp2_fast(s[mt][u][0] - mu0);
-                    s[mt][u][1] = exp2_fast(s[mt][u][1] - mu0);
-                    s[mt][u][2] = exp2_fast(s[mt][u][2] - mu1);
-                    s[mt][u][3] = exp2_fast(s[mt][u][3] - mu1);
-                    l_run[mt][0] += s[mt][u][0] + s[mt][u][1];
-                    l_run[mt][1] += s[mt][u][2] + s[mt][u][3];
-                }
-#pragma unroll
-                for (int kk = 0; kk < 2; ++kk) {
-                    pa[mt][kk][0] = pack_bf16x2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-                    pa[mt][kk][1] = pack_bf16x2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-                    pa[mt][kk][2] = pack_bf16x2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-                    pa[mt][kk][3] = pack_bf16x2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
-                }
+            for (int u = 0; u < 4; ++u) {
+                s[mt][u][0] = exp2_fast(s[mt][u][0] - mu0);
+                s[mt][u][1] = exp2_fast(s[mt][u][1] - mu0);
+                s[mt][u][2] = exp2_fast(s[mt][u][2] - mu1);
+                s[mt][u][3] = exp2_fast(s[mt][u][3] - mu1);
+                l_run[mt][0] += s[mt][u][0] + s[mt][u][1];
+                l_run[mt][1] += s[mt][u][2] + s[mt][u][3];
             }
-
-            // O += P·V. B fragment of n-tile j: keys 2t4, 2t4+1 (b0) and 2t4+8, 2t4+9 (b1) of dim g·D/8 + j.
 #pragma unroll
             for (int kk = 0; kk < 2; ++kk) {
-                const int r0 = sub * C::kSub + kk * 16 + 2 * t4;
-                uint32_t va[D / 16], vb[D / 16], vc[D / 16], vd[D / 16];
-                load_v_words<D>(vt, r0, g, va);
-                load_v_words<D>(vt, r0 + 1, g, vb);
-                load_v_words<D>(vt, r0 + 8, g, vc);
-                load_v_words<D>(vt, r0 + 9, g, vd);
+                pa[mt][kk][0] = pack_bf16x2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+                pa[mt][kk][1] = pack_bf16x2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+                pa[mt][kk][2] = pack_bf16x2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+                pa[mt][kk][3] = pack_bf16x2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+            }
+        }
+
+        // B fragment of n-tile j: keys 2t4, 2t4+1 (b0) and 2t4+8, 2t4+9 (b1) of dim g·D/8 + j.
 #pragma unroll
-                for (int j = 0; j < C::kNO; ++j) {
-                    const unsigned sel = (j & 1) ? 0x7632u : 0x5410u;  // high or low bf16 of both rows
-                    const uint32_t b0 = __byte_perm(va[j >> 1], vb[j >> 1], sel);
-                    const uint32_t b1 = __byte_perm(vc[j >> 1], vd[j >> 1], sel);
+        for (int kk = 0; kk < 2; ++kk) {
+            const int r0 = sub * C::kSub + kk * 16 + 2 * t4;
+            uint32_t va[D / 16], vb[D / 16], vc[D / 16], vd[D / 16];
+            load_v_words<D>(vt, r0, g, va);
+            load_v_words<D>(vt, r0 + 1, g, vb);
+            load_v_words<D>(vt, r0 + 8, g, vc);
+            load_v_words<D>(vt, r0 + 9, g, vd);
 #pragma unroll
-                    for (int mt = 0; mt < C::kMT; ++mt) mma_bf16_16816(o[mt][j], pa[mt][kk], b0, b1);
+            for (int j = 0; j < C::kNO; ++j) {
+                const unsigned sel = (j & 1) ? 0x7632u : 0x5410u;  // high or low bf16 of both rows
+                const uint32_t b0 = __byte_perm(va[j >> 1], vb[j >> 1], sel);
+                const uint32_t b1 = __byte_perm(vc[j >> 1], vd[j >> 1], sel);
+#pragma unroll
+                for (int mt = 0; mt < C::kMT; ++mt) mma_bf16_16816(o[mt][j], pa[mt][kk], b0, b1);
+            }
+        }
+    };
+
+    if constexpr (!K::kPipe) {
+        for (int it = 0; it < n_tiles; ++it) {
+            begin_tile(it);
+            const int st = it % C::kStages;
+#pragma unroll 1
+            for (int sub = 0; sub < C::kSubs; ++sub) {
+                float s[C::kMT][4][4];
+                qk(ks + st * C::kTileElems, sub, s);
+                logits_max(s, kbs + st * C::kBK, sub);
+                softmax_pv(s, vs + st * C::kTileElems, sub);
+            }
+        }
+    } else {
+        // Two S register sets in turns: S of the next 32 keys is computed after the maxima of the current ones (the
+        // rescale branch is behind), so that its MMAs can interleave with their exponentials. At a tile's last step
+        // the next tile's barrier comes first.
+        static_assert(C::kSubs % 2 == 0, "the steps of a tile go in pairs");
+        float s0[C::kMT][4][4];
+        float s1[C::kMT][4][4];
+        begin_tile(0);
+        qk(ks, 0, s0);
+        for (int it = 0; it < n_tiles; ++it) {
+            const int st = it % C::kStages;
+            const __nv_bfloat16* kt = ks + st * C::kTileElems;
+            const __nv_bfloat16* vt = vs + st * C::kTileElems;
+            const float* kbt = kbs + st * C::kBK;
+#pragma unroll
+            for (int sub = 0; sub < C::kSubs; sub += 2) {
+                logits_max(s0, kbt, sub);
+                qk(kt, sub + 1, s1);
+                softmax_pv(s0, vt, sub);
+                logits_max(s1, kbt, sub + 1);
+                const __nv_bfloat16* kn = kt;
+                if (sub + 2 == C::kSubs) {
+                    begin_tile(it + 1);
+                    // After the last tile this reads tile it again (landed data), and s0 goes unused.
+                    kn = ks + ((it + 1 < n_tiles ? it + 1 : it) % C::kStages) * C::kTileElems;
                 }
+                qk(kn, (sub + 2) % C::kSubs, s0);
+                softmax_pv(s1, vt, sub + 1);
             }
         }
     }
@@ -448,9 +526,10 @@ __global__ void __launch_bounds__(kThreads) dense_f32_kernel(const DenseKernelPa
     for (int s = 0; s < kStages - 1; ++s) {
         if (s < n_tiles) {
             const int64_t t0 = static_cast<int64_t>(tile0 + s) * C::kBK;
-            load_kv_tile<float, C::kBK, D>(ks + s * C::kTileElems, vs + s * C::kTileElems, a, h, t0, NoSwizzle{});
+            load_kv_tile<float, C::kBK, D>(ks + s * C::kTileElems, vs + s * C::kTileElems, a, h, t0, a.T + a.N,
+                                           NoSwizzle{});
             if (tid < C::kBK) {
-                kb_load(a, h, t0 + tid, rb, rf);
+                kb_load(a, h, t0 + tid, a.T + a.N, rb, rf);
                 if (s < kStages - 2) kbs[s * C::kBK + tid] = kb_value(rb, rf, slope, a.frame);
             }
         }
@@ -486,9 +565,9 @@ __global__ void __launch_bounds__(kThreads) dense_f32_kernel(const DenseKernelPa
             const int tn = it + kStages - 1;
             if (tn < n_tiles) {
                 const int64_t t0 = static_cast<int64_t>(tile0 + tn) * C::kBK;
-                if (tid < C::kBK) kb_load(a, h, t0 + tid, rb, rf);
+                if (tid < C::kBK) kb_load(a, h, t0 + tid, a.T + a.N, rb, rf);
                 load_kv_tile<float, C::kBK, D>(ks + (tn % kStages) * C::kTileElems, vs + (tn % kStages) * C::kTileElems,
-                                               a, h, t0, NoSwizzle{});
+                                               a, h, t0, a.T + a.N, NoSwizzle{});
             }
             cp_async_commit();
         }
@@ -603,11 +682,12 @@ bool rows_aligned(const Rows& r, int elem_bytes) {
 }
 
 int block_queries(DType dtype, int D) {
-    if (dtype == DType::bf16) return D == 32 ? MmaCfg<32>::kBQ : D == 64 ? MmaCfg<64>::kBQ : MmaCfg<128>::kBQ;
+    if (dtype == DType::bf16)
+        return D == 32 ? MmaCfg<32, MmaBase>::kBQ : D == 64 ? MmaCfg<64, MmaBase>::kBQ : MmaCfg<128, MmaBase>::kBQ;
     return D == 32 ? F32Cfg<32>::kBQ : D == 64 ? F32Cfg<64>::kBQ : F32Cfg<128>::kBQ;
 }
 int block_keys(DType dtype) {
-    return dtype == DType::bf16 ? MmaCfg<64>::kBK : F32Cfg<64>::kBK;
+    return dtype == DType::bf16 ? kPlanKeys : F32Cfg<64>::kBK;
 }
 
 template <typename Kernel>
@@ -619,6 +699,11 @@ cudaError_t launch_attention(Kernel kernel, size_t smem, int grid, const DenseKe
     }
     DC_LAUNCH(kernel, grid, kThreads, smem, stream, kp);
     return cudaGetLastError();
+}
+
+template <int D, typename K>
+cudaError_t launch_mma(int grid, const DenseKernelParams& kp, cudaStream_t stream) {
+    return launch_attention(dense_mma_kernel<D, K>, MmaCfg<D, K>::kSmemBytes, grid, kp, stream);
 }
 
 template <typename OutT>
@@ -655,7 +740,7 @@ cudaError_t dense_attention_plan(const DenseArgs& a, DensePlan* plan) {
     if (tiles > (int64_t{1} << 30)) return cudaErrorInvalidValue;
     plan->n_qtiles = static_cast<int>(ceil_div(a.N, bq));
     plan->tiles_total = static_cast<int>(tiles);
-    // One wave: both kernels run one 256-thread block per SM (216 and 134 registers a thread). A chunk keeps at
+    // One wave: both kernels run one 256-thread block per SM (up to 255 and 134 registers a thread). A chunk keeps at
     // least 128 keys so that short caches do not drown in partials.
     const int min_tiles = 128 / bk;
     const int64_t per_head = static_cast<int64_t>(a.H) * plan->n_qtiles;
@@ -700,13 +785,12 @@ cudaError_t dense_attention(const DenseArgs& a, const DensePlan& plan, void* wor
         kp.ws_ml = reinterpret_cast<float2*>(kp.ws_o + rows * a.D);
     }
     const int grid = a.H * plan.n_chunks * plan.n_qtiles;
-
     cudaError_t e = cudaSuccess;
     if (a.dtype == DType::bf16) {
         switch (a.D) {
-            case 32: e = launch_attention(dense_mma_kernel<32>, MmaCfg<32>::kSmemBytes, grid, kp, stream); break;
-            case 64: e = launch_attention(dense_mma_kernel<64>, MmaCfg<64>::kSmemBytes, grid, kp, stream); break;
-            default: e = launch_attention(dense_mma_kernel<128>, MmaCfg<128>::kSmemBytes, grid, kp, stream); break;
+            case 32: e = launch_mma<32, MmaFast>(grid, kp, stream); break;
+            case 64: e = launch_mma<64, MmaFast>(grid, kp, stream); break;
+            default: e = launch_mma<128, MmaBase>(grid, kp, stream); break;
         }
     } else {
         switch (a.D) {
