@@ -17,7 +17,8 @@
 //                        runs the dense kernel's mma.sync m16n8k16 online softmax. The warps' (m, l, o) are merged in
 //                        shared memory and written as one partial per (query, bucket, chunk).
 //   5. bm_combine_kernel one warp per (head, query): merges its partials (probes in order, then the current frame)
-//                        and writes the normalised output.
+//                        and writes the normalised output; bm_combine_wide_kernel, the same with the lanes
+//                        splitting the partials (P < 32: every default).
 // Results depend only on the inputs (a query's row in an MMA tile does not change its values; partials merge in a
 // fixed order), not on the order in which the atomics handed out ranks or items.
 //
@@ -728,6 +729,100 @@ __global__ void __launch_bounds__(kRowThreads) bm_combine_kernel(const BmParams 
     for (int i = 0; i < kDpl; ++i) dst[i] = from_float<__nv_bfloat16>(acc[i] * inv);
 }
 
+// The same merge with the warp's lanes working side by side (P + 1 ≤ 32): over a large cache a query has a few
+// hundred partials (every chunk of every probed bucket), and bm_combine_kernel's one dependent load after another
+// made the merge cost more than the attention. Lane pi < P describes probe pi's partials and lane P the current
+// frame's (first slot, count, stride); a prefix sum numbers them 0 .. total − 1. Pass 1: the global max; pass 2:
+// lane j of each 32-partial batch loads its (m, l), and the warp accumulates the batch's outputs with independent
+// loads. The sums run in another order than bm_combine_kernel's (fp32 rounding apart, the same result).
+// Slot of partial j for bm_combine_wide_kernel: lane g ≤ P holds group g (first partial, count, stride, first slot);
+// every lane of the warp takes part. Valid for j < total.
+__device__ __forceinline__ int64_t combine_slot(int j, int P, int first, int nch, int stride, int64_t base) {
+    int64_t sl = 0;
+    for (int g = 0; g <= P; ++g) {
+        const int fg = __shfl_sync(kFullMask, first, g), ng = __shfl_sync(kFullMask, nch, g);
+        const int sg = __shfl_sync(kFullMask, stride, g);
+        const long long bg = __shfl_sync(kFullMask, static_cast<long long>(base), g);
+        if (j >= fg && j < fg + ng) sl = bg + static_cast<int64_t>(j - fg) * sg;
+    }
+    return sl;
+}
+
+template <int D>
+__global__ void __launch_bounds__(kRowThreads) bm_combine_wide_kernel(const BmParams p) {
+    constexpr int kDpl = D / 32;  // dims per lane
+    const DenseArgs& a = p.ba.dense;
+    const int lane = static_cast<int>(threadIdx.x) & 31;
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * (kRowThreads / 32) + (threadIdx.x >> 5);  // h·N + n
+    if (row >= static_cast<int64_t>(a.H) * a.N) return;  // warp-uniform
+    const int h = static_cast<int>(row / a.N);
+    const int n = static_cast<int>(row % a.N);
+    const int nbp = p.nb + 1;
+    const int P = p.ba.P;
+    int64_t base = 0;  // this lane's group of partials: slots base + c · stride, c < nch
+    int nch = 0, stride = 0;
+    if (lane < P) {
+        const int r = p.rank[row * P + lane];
+        if (r >= 0) {  // not a repeated probe
+            const int hb = h * nbp + (p.ba.probes[row * P + lane] & (p.nb - 1));
+            nch = p.nchunk[hb];
+            stride = p.cnt[hb];
+            base = static_cast<int64_t>(p.pbase[hb]) + r;
+        }
+    } else if (lane == P) {  // the current frame
+        const int hb = h * nbp + p.nb;
+        nch = p.nchunk[hb];
+        stride = a.N;
+        base = static_cast<int64_t>(p.pbase[hb]) + n;
+    }
+    int incl = nch;  // inclusive prefix sum of the groups' counts
+#pragma unroll
+    for (int off = 1; off < 32; off <<= 1) {
+        const int t = __shfl_up_sync(kFullMask, incl, off);
+        if (lane >= off) incl += t;
+    }
+    const int total = __shfl_sync(kFullMask, incl, 31);
+    const int first = incl - nch;
+    float m_all = neg_inf();
+    for (int j0 = 0; j0 < total; j0 += 32) {
+        const int64_t sl = combine_slot(j0 + lane, P, first, nch, stride, base);
+        if (j0 + lane < total) m_all = fmaxf(m_all, p.ws_ml[sl].x);
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) m_all = fmaxf(m_all, __shfl_xor_sync(kFullMask, m_all, off));
+
+    float l_part = 0.f;
+    float acc[kDpl];
+#pragma unroll
+    for (int i = 0; i < kDpl; ++i) acc[i] = 0.f;
+    if (m_all != neg_inf()) {
+        for (int j0 = 0; j0 < total; j0 += 32) {
+            const int64_t sl = combine_slot(j0 + lane, P, first, nch, stride, base);
+            float w = 0.f;
+            if (j0 + lane < total) {
+                const float2 mlv = p.ws_ml[sl];
+                w = mlv.x == neg_inf() ? 0.f : exp2f(mlv.x - m_all);
+                l_part = fmaf(w, mlv.y, l_part);
+            }
+            const int cnt = min(32, total - j0);
+#pragma unroll 8
+            for (int e = 0; e < cnt; ++e) {
+                const float we = __shfl_sync(kFullMask, w, e);
+                const long long se = __shfl_sync(kFullMask, static_cast<long long>(sl), e);
+                const float* src = p.ws_o + se * D + lane * kDpl;
+#pragma unroll
+                for (int i = 0; i < kDpl; ++i) acc[i] = fmaf(we, src[i], acc[i]);
+            }
+        }
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) l_part += __shfl_xor_sync(kFullMask, l_part, off);
+    const float inv = l_part > 0.f ? 1.f / l_part : 0.f;
+    __nv_bfloat16* dst = static_cast<__nv_bfloat16*>(a.out) + h * a.out_stride_h + n * a.out_stride_n + lane * kDpl;
+#pragma unroll
+    for (int i = 0; i < kDpl; ++i) dst[i] = from_float<__nv_bfloat16>(acc[i] * inv);
+}
+
 // ---- host side ----------------------------------------------------------------------------------------------------
 size_t align16(size_t n) {
     return (n + 15) & ~size_t{15};
@@ -811,8 +906,12 @@ cudaError_t launch_bm(const BmParams& p, cudaStream_t stream) {
         return e;
     const int grid = sms * (per_sm > 0 ? per_sm : 1);
     DC_LAUNCH(bm_attend_kernel<D>, grid, kThreads, C::kSmemBytes, stream, p);
-    DC_LAUNCH(bm_combine_kernel<D>, static_cast<unsigned>(ceil_div(rows, kRowThreads / 32)), kRowThreads, 0, stream,
-              p);
+    if (p.ba.P < 32)
+        DC_LAUNCH(bm_combine_wide_kernel<D>, static_cast<unsigned>(ceil_div(rows, kRowThreads / 32)), kRowThreads, 0,
+                  stream, p);
+    else
+        DC_LAUNCH(bm_combine_kernel<D>, static_cast<unsigned>(ceil_div(rows, kRowThreads / 32)), kRowThreads, 0,
+                  stream, p);
     return cudaGetLastError();
 }
 

@@ -142,7 +142,8 @@ cudaError_t tempcache_merge(const MergeArgs& a, cudaStream_t stream);
 // ---- 6. AnnCA keep mask
 // ------------------------------------------------------------------------------------------------- keep[b, h, p] =
 // valid[b, p] && some i has q_codes[b, h, i] == k_codes[b, h, p]. q_codes [B, H, N], k_codes [B, H, P] int32
-// contiguous; valid [B, P], keep [B, H, P] bytes (0/1) contiguous.
+// contiguous, codes in [0, 2^16) (LSH codes of ≤ 16 bits; a code outside never matches); valid [B, P], keep
+// [B, H, P] bytes (0/1) contiguous.
 cudaError_t annca_keep(const int32_t* q_codes, const int32_t* k_codes, const uint8_t* valid, int B, int H, int N, int P,
                        uint8_t* keep, cudaStream_t stream);
 

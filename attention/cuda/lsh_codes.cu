@@ -1,5 +1,7 @@
-// attention/cuda/lsh_codes.cu — LSH codes: the sign bits of random projections, one thread per row; and the
-// multi-probe codes (the cheapest bit flips of each row) that AnnSA and AnnCA probe.
+// attention/cuda/lsh_codes.cu — LSH codes: the sign bits of random projections; and the multi-probe codes (the
+// cheapest bit flips of each row) that AnnSA and AnnCA probe. A whole cache runs one thread per row; a frame's few
+// hundred rows run one warp per row (codes, and probes up to 11), where one thread's serial row would be the call's
+// latency.
 // A block takes 256 rows of one (batch, head); the head's planes [D, bits] sit in shared memory and every thread
 // reads the same plane entry at the same time (broadcast), so the kernel streams x once.
 #include "device_utils.cuh"
@@ -158,6 +160,124 @@ __global__ void __launch_bounds__(kProbeThreads)
     }
 }
 
+// Warp-per-row variant for P − 1 ≤ kWarpProbeMaxK (AnnSA's and AnnCA's defaults): the per-thread kernel above runs
+// one long serial chain per row, and a frame has only a few hundred rows, so its time is that chain's latency. Here
+// lane b < bits projects the row on plane b (summed over d in order, as lsh_codes_kernel: the same codes) and the
+// lanes rank the positions by (|projection|, position) — the CPU's stable sort. The P − 1 cheapest non-empty flip
+// sets only use the k = min(bits, P − 1) cheapest positions (their k singletons already cost no more than any set
+// that uses another position), so the warp enumerates the 2^k masks over those positions and picks P − 1 of them by
+// rounds of a warp arg-min over (cost, mask) strictly after the previous pick: the heap's order, with costs summed
+// afresh instead of incrementally (two near-equal costs may swap; the tests allow for that).
+constexpr int kWarpProbeMaxK = 10;
+constexpr int kWarpProbeMaxD = 256;
+constexpr int kWarpProbeWarps = 8;
+constexpr int64_t kWarpCodesMaxRows = 4096;  // rows per (batch, head) up to which lsh_codes runs a warp per row
+
+// Lane b < bits of a warp: the row's projection on plane b, summed over d in order (as project_row: the same codes).
+template <typename T>
+__device__ __forceinline__ float warp_project(const T* row, const float* pl, int D, int bits, int lane) {
+    float xr[kWarpProbeMaxD / 32];
+#pragma unroll
+    for (int i = 0; i < kWarpProbeMaxD / 32; ++i) xr[i] = 32 * i + lane < D ? to_float(row[32 * i + lane]) : 0.f;
+    float acc = 0.f;
+#pragma unroll
+    for (int i = 0; i < kWarpProbeMaxD / 32; ++i) {
+        if (32 * i >= D) break;
+        for (int e = 0; e < 32 && 32 * i + e < D; ++e) {
+            const float xv = __shfl_sync(kFullMask, xr[i], e);
+            if (lane < bits) acc = fmaf(xv, pl[(32 * i + e) * bits + lane], acc);
+        }
+    }
+    return acc;
+}
+
+// Codes of a few rows (a frame's keys): one warp per row, lane b the projection on plane b. lsh_codes_kernel's one
+// thread per row is the better shape for a whole cache; for a frame its serial row is the call's latency.
+template <typename T>
+__global__ void __launch_bounds__(kWarpProbeWarps * 32)
+    lsh_codes_warp_kernel(const T* __restrict__ x, const float* __restrict__ planes, int H, int64_t rows, int D,
+                          int bits, int32_t* __restrict__ codes) {
+    float* pl = dynamic_smem<float>();  // [D, bits]
+    const int64_t bh = blockIdx.y;
+    load_planes(planes, static_cast<int>(bh % H), D, bits, pl);
+    const int lane = static_cast<int>(threadIdx.x) & 31;
+    const int64_t t = static_cast<int64_t>(blockIdx.x) * kWarpProbeWarps + (threadIdx.x >> 5);
+    if (t >= rows) return;  // warp-uniform
+    const float acc = warp_project(x + (bh * rows + t) * D, pl, D, bits, lane);
+    const unsigned code = __ballot_sync(kFullMask, lane < bits && acc > 0.f);
+    if (lane == 0) codes[bh * rows + t] = static_cast<int32_t>(code);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kWarpProbeWarps * 32)
+    lsh_probe_warp_kernel(const T* __restrict__ x, const float* __restrict__ planes, int H, int64_t rows, int D,
+                          int bits, int P, int32_t* __restrict__ out) {
+    float* pl = dynamic_smem<float>();  // [D, bits]
+    const int64_t bh = blockIdx.y;
+    load_planes(planes, static_cast<int>(bh % H), D, bits, pl);
+    const int lane = static_cast<int>(threadIdx.x) & 31;
+    const int64_t t = static_cast<int64_t>(blockIdx.x) * kWarpProbeWarps + (threadIdx.x >> 5);
+    if (t >= rows) return;  // warp-uniform
+    const float acc = warp_project(x + (bh * rows + t) * D, pl, D, bits, lane);
+    const int32_t code = static_cast<int32_t>(__ballot_sync(kFullMask, lane < bits && acc > 0.f));
+    const float my_cost = fabsf(acc);
+    int rank = 0;  // of this lane's position among the bits positions, by (cost, position)
+    for (int b = 0; b < bits; ++b) {
+        const float cb = __shfl_sync(kFullMask, my_cost, b);
+        if (cb < my_cost || (cb == my_cost && b < lane)) ++rank;
+    }
+    const int k = min(bits, P - 1);
+    int pos[kWarpProbeMaxK];
+    float pc[kWarpProbeMaxK];
+#pragma unroll
+    for (int r = 0; r < kWarpProbeMaxK; ++r) {
+        pos[r] = 0;
+        pc[r] = 0.f;
+        if (r < k) {
+            pos[r] = __ffs(__ballot_sync(kFullMask, lane < bits && rank == r)) - 1;
+            pc[r] = __shfl_sync(kFullMask, my_cost, pos[r]);
+        }
+    }
+    int32_t* o = out + (bh * rows + t) * P;
+    if (lane == 0) o[0] = code;
+    const uint32_t n_masks = 1u << k;
+    float prev_c = 0.f;
+    uint32_t prev_m = 0u;
+    for (int j = 1; j < P; ++j) {
+        float best_c = INFINITY;
+        uint32_t best_m = 0xffffffffu;
+        for (uint32_t m = static_cast<uint32_t>(lane); m < n_masks; m += 32) {
+            if (m == 0u) continue;
+            float c = 0.f;
+#pragma unroll
+            for (int r = 0; r < kWarpProbeMaxK; ++r)
+                if (r < k && ((m >> r) & 1u)) c += pc[r];
+            const bool after = c > prev_c || (c == prev_c && m > prev_m);
+            const bool better = c < best_c || (c == best_c && m < best_m);
+            if (after && better) {
+                best_c = c;
+                best_m = m;
+            }
+        }
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) {
+            const float oc = __shfl_xor_sync(kFullMask, best_c, off);
+            const uint32_t om = __shfl_xor_sync(kFullMask, best_m, off);
+            if (oc < best_c || (oc == best_c && om < best_m)) {
+                best_c = oc;
+                best_m = om;
+            }
+        }
+        prev_c = best_c;
+        prev_m = best_m;
+        int32_t flip = 0;
+#pragma unroll
+        for (int r = 0; r < kWarpProbeMaxK; ++r)
+            if (r < k && ((best_m >> r) & 1u)) flip |= 1 << pos[r];
+        if (lane == 0) o[j] = code ^ flip;
+    }
+}
+
 }  // namespace
 
 cudaError_t lsh_codes(DType dtype, const void* x, const float* planes, int B, int H, int64_t T, int D, int bits,
@@ -169,6 +289,16 @@ cudaError_t lsh_codes(DType dtype, const void* x, const float* planes, int B, in
     if (smem > 48 * 1024 || static_cast<int64_t>(B) * H > 65535 || blocks_x > 0x7fffffff) return cudaErrorInvalidValue;
     if (x == nullptr || planes == nullptr || codes == nullptr) return cudaErrorInvalidValue;
     if ((D & 7) == 0 && reinterpret_cast<uintptr_t>(x) % 16 != 0) return cudaErrorInvalidValue;  // load8
+    if (T <= kWarpCodesMaxRows && D <= kWarpProbeMaxD) {
+        const dim3 wgrid(static_cast<unsigned>(ceil_div(T, kWarpProbeWarps)), static_cast<unsigned>(B * H));
+        if (dtype == DType::bf16)
+            DC_LAUNCH(lsh_codes_warp_kernel<__nv_bfloat16>, wgrid, kWarpProbeWarps * 32, smem, stream,
+                      static_cast<const __nv_bfloat16*>(x), planes, H, T, D, bits, codes);
+        else
+            DC_LAUNCH(lsh_codes_warp_kernel<float>, wgrid, kWarpProbeWarps * 32, smem, stream,
+                      static_cast<const float*>(x), planes, H, T, D, bits, codes);
+        return cudaGetLastError();
+    }
     const dim3 grid(static_cast<unsigned>(blocks_x), static_cast<unsigned>(B * H));
     if (dtype == DType::bf16)
         DC_LAUNCH(lsh_codes_kernel<__nv_bfloat16>, grid, kThreads, smem, stream, static_cast<const __nv_bfloat16*>(x),
@@ -192,6 +322,17 @@ cudaError_t lsh_probe_codes(DType dtype, const void* x, const float* planes, int
     if (smem > 48 * 1024 || static_cast<int64_t>(B) * H > 65535 || blocks_x > 0x7fffffff) return cudaErrorInvalidValue;
     if (x == nullptr || planes == nullptr || out == nullptr) return cudaErrorInvalidValue;
     if ((D & 7) == 0 && reinterpret_cast<uintptr_t>(x) % 16 != 0) return cudaErrorInvalidValue;  // load8
+    if (probes - 1 <= kWarpProbeMaxK && probes < (1 << bits) && D <= kWarpProbeMaxD) {
+        const dim3 wgrid(static_cast<unsigned>(ceil_div(T, kWarpProbeWarps)), static_cast<unsigned>(B * H));
+        const size_t wsmem = static_cast<size_t>(D) * bits * sizeof(float);
+        if (dtype == DType::bf16)
+            DC_LAUNCH(lsh_probe_warp_kernel<__nv_bfloat16>, wgrid, kWarpProbeWarps * 32, wsmem, stream,
+                      static_cast<const __nv_bfloat16*>(x), planes, H, T, D, bits, probes, out);
+        else
+            DC_LAUNCH(lsh_probe_warp_kernel<float>, wgrid, kWarpProbeWarps * 32, wsmem, stream,
+                      static_cast<const float*>(x), planes, H, T, D, bits, probes, out);
+        return cudaGetLastError();
+    }
     const dim3 grid(static_cast<unsigned>(blocks_x), static_cast<unsigned>(B * H));
     if (dtype == DType::bf16)
         DC_LAUNCH(lsh_probe_kernel<__nv_bfloat16>, grid, kProbeThreads, smem, stream,
