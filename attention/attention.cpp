@@ -2,6 +2,7 @@
 // cross kernel (dense/annca), with CPU torch paths and CUDA dispatch.
 #include <c10/core/GradMode.h>
 #include <ATen/ATen.h>
+#include <ATen/record_function.h>
 
 #include <algorithm>
 #include <cmath>
@@ -62,6 +63,7 @@ std::shared_ptr<const BucketStore> cpu_bucket_store(const KvCache& cache, const 
 #ifdef DC_HAVE_CUDA
 std::shared_ptr<const BucketLayout> cuda_bucket_layout(const KvCache& cache, const at::Tensor& planes, uint64_t tag,
                                                        int bits) {
+    RECORD_USER_SCOPE("dc::bucket_layout");
     CacheImpl& m = KvCacheAccess::impl(cache);
     at::Tensor codes = cache.key_codes(planes, tag);   // [1, H, T] int32
     if (m.layout && m.layout->tag == tag && m.layout->version == m.version && m.layout->offsets_t.defined())
@@ -98,6 +100,13 @@ std::shared_ptr<HeadIndexes> topk_indexes(const KvCache& cache, const std::strin
     return idx;
 }
 
+// A TempCache match of one frame's tokens (ComposedAttention::tempcache_match_start).
+struct TempCacheMatch {
+    at::Tensor cand_t;        // [C] candidate rows on the cache's device; undefined: no candidates (append all)
+    at::Tensor match, cosv;   // CPU: [N] int64 best candidate row, [N] double cosine
+    at::Tensor pending;       // CUDA: [2, N] double (row, cosine) in pinned host memory, filled asynchronously
+};
+
 class ComposedAttention final : public Attention {
 public:
     explicit ComposedAttention(AttentionSpec spec) : m_spec(std::move(spec)), m_cfg(m_spec.config()) {}
@@ -109,6 +118,7 @@ public:
                             const AttentionContext& ctx, AttentionStats* stats) override;
     void commit(KvCache& cache, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                 const AttentionContext& ctx, AttentionStats* stats) override;
+    void commit_many(const std::vector<CommitJob>& jobs, AttentionStats* stats) override;
     // Dense cross-attention, and AnnCA with the "lsh" index where its CUDA kernels run (probes within the probe
     // kernel's range); never while recall is measured (that reads values back).
     bool cross_capturable(const AttentionContext& ctx) const override {
@@ -131,8 +141,15 @@ private:
         return mix(mix(mix(m_cfg.annsa_params.seed + static_cast<uint64_t>(layer), 0x5a), m_cfg.annsa_params.bits),
                    static_cast<uint64_t>(H * 4099 + D));
     }
-    int64_t tempcache_commit(KvCache& cache, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                             const AttentionContext& ctx);
+    // TempCache's commit in two halves: the match of the new tokens against the candidates (on CUDA launched, its
+    // result on its way to pinned host memory: wait for the device before apply), then the one-to-one resolution,
+    // the merges and the appends. commit_many starts every layer's match before applying any, so a commit pass
+    // waits for the device once, not once per layer.
+    TempCacheMatch tempcache_match_start(KvCache& cache, const at::Tensor& q, const at::Tensor& k,
+                                         const AttentionContext& ctx) const;
+    int64_t tempcache_apply(KvCache& cache, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const AttentionContext& ctx, TempCacheMatch& match);
+    bool tempcache_merges() const { return m_cfg.tempcache && m_cfg.tempcache_params.tau <= 1.0; }
     // Valid prompt tokens in a mask, for the statistics. A prompt's mask lives as long as the prompt and every
     // cross-attention call of every frame passes the same one: counted once, not read back from the device per call.
     int64_t valid_count(const at::Tensor& valid) {
@@ -173,6 +190,7 @@ const at::Tensor& ComposedAttention::planes(std::map<std::tuple<int, int64_t, in
 
 at::Tensor ComposedAttention::self_attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                           const KvCache& cache, const AttentionContext& ctx, AttentionStats* stats) {
+    RECORD_USER_SCOPE("dc::self_attend");
     check_frame_qkv(q, k, v, cache, "self_attend");
     check_ctx(ctx);
     const int64_t H = q.size(1), N = q.size(2), D = q.size(3), T = cache.size();
@@ -293,6 +311,7 @@ at::Tensor ComposedAttention::self_attend(const at::Tensor& q, const at::Tensor&
 at::Tensor ComposedAttention::cross_attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                            const at::Tensor& valid, const AttentionContext& ctx,
                                            AttentionStats* stats) {
+    RECORD_USER_SCOPE("dc::cross_attend");
     DC_CHECK(q.defined() && q.dim() == 4, "cross_attend expects q [B, H, N, D], found " << q.sizes());
     const int64_t B = q.size(0), H = q.size(1), N = q.size(2), D = q.size(3);
     DC_CHECK(k.dim() == 4 && k.size(0) == B && k.size(1) == H && k.size(3) == D && v.sizes() == k.sizes(),
@@ -390,44 +409,61 @@ at::Tensor ComposedAttention::cross_attend(const at::Tensor& q, const at::Tensor
     return out;
 }
 
-int64_t ComposedAttention::tempcache_commit(KvCache& cache, const at::Tensor& q, const at::Tensor& k,
-                                            const at::Tensor& v, const AttentionContext& ctx) {
+TempCacheMatch ComposedAttention::tempcache_match_start(KvCache& cache, const at::Tensor& q, const at::Tensor& k,
+                                                      const AttentionContext& ctx) const {
+    RECORD_USER_SCOPE("dc::tempcache_match");
     CacheImpl& m = KvCacheAccess::impl(cache);
     const TempCacheParams& tp = m_cfg.tempcache_params;
-    const int64_t H = q.size(1), N = q.size(2), D = q.size(3), HD = H * D;
+    const int64_t N = q.size(2), HD = q.size(1) * q.size(3);
+    TempCacheMatch r;
     std::vector<int64_t> cand;
     for (int64_t t = 0; t < m.size; ++t)
         if (m.host_frames[static_cast<size_t>(t)] >= ctx.frame - tp.lookback) cand.push_back(t);
-    if (cand.empty()) {
+    if (cand.empty()) return r;
+    const int64_t C = static_cast<int64_t>(cand.size());
+    r.cand_t = at::tensor(cand, at::TensorOptions().dtype(at::kLong)).to(m.device);
+#ifdef DC_HAVE_CUDA
+    if (q.is_cuda()) {
+        // Match rows and cosines in one pinned host buffer, copied without waiting (finish_match waits).
+        auto mc = dc::cuda::tempcache_match(q.contiguous(), k.contiguous(), cache.keys(), r.cand_t);
+        at::Tensor both = at::stack({mc.first.to(at::kDouble), mc.second.to(at::kDouble)});   // [2, N]
+        r.pending = at::empty({2, N}, at::TensorOptions().dtype(at::kDouble).pinned_memory(true));
+        r.pending.copy_(both, /*non_blocking=*/true);
+        return r;
+    }
+#endif
+    const auto dt = compute_dtype(k.scalar_type());
+    at::Tensor qf = q[0].permute({1, 0, 2}).reshape({N, HD}).to(dt);                                        // [N, HD]
+    at::Tensor kn = k[0].permute({1, 0, 2}).reshape({N, HD}).to(dt);                                        // [N, HD]
+    at::Tensor kc = cache.keys()[0].index_select(1, r.cand_t).permute({1, 0, 2}).reshape({C, HD}).to(dt);   // [C, HD]
+    at::Tensor pos;   // [N] candidate position
+    if (C >= tp.index_min_candidates && tp.match_index != "exact") {
+        auto index = make_ann_index(tp.match_index, HD);
+        index->add(kc);
+        pos = index->search(qf, 1).second.select(1, 0).clamp_min(0);
+    } else {
+        pos = qf.mm(kc.t()).argmax(1);
+    }
+    at::Tensor km = kc.index_select(0, pos);   // [N, HD]
+    r.cosv = ((kn * km).sum(1) / (kn.norm(2, {1}) * km.norm(2, {1})).clamp_min(1e-30)).to(at::kDouble);
+    r.match = r.cand_t.index_select(0, pos);
+    return r;
+}
+
+int64_t ComposedAttention::tempcache_apply(KvCache& cache, const at::Tensor& q, const at::Tensor& k,
+                                           const at::Tensor& v, const AttentionContext& ctx, TempCacheMatch& r) {
+    RECORD_USER_SCOPE("dc::tempcache_apply");
+    CacheImpl& m = KvCacheAccess::impl(cache);
+    const TempCacheParams& tp = m_cfg.tempcache_params;
+    const int64_t N = q.size(2);
+    if (!r.cand_t.defined()) {   // no candidates
         cache.append(k, v, ctx.frame);
         return 0;
     }
-    const int64_t C = static_cast<int64_t>(cand.size());
-    at::Tensor cand_t = at::tensor(cand, at::TensorOptions().dtype(at::kLong)).to(m.device);
-    at::Tensor match, cosv;   // [N] int64 cache index, [N] cosine (CPU)
-#ifdef DC_HAVE_CUDA
-    if (q.is_cuda()) {
-        auto r = dc::cuda::tempcache_match(q.contiguous(), k.contiguous(), cache.keys(), cand_t);
-        match = r.first.to(at::kCPU);
-        cosv = r.second.to(at::kCPU, at::kDouble);
-    }
-#endif
-    if (!match.defined()) {
-        const auto dt = compute_dtype(k.scalar_type());
-        at::Tensor qf = q[0].permute({1, 0, 2}).reshape({N, HD}).to(dt);                              // [N, HD]
-        at::Tensor kn = k[0].permute({1, 0, 2}).reshape({N, HD}).to(dt);                              // [N, HD]
-        at::Tensor kc = cache.keys()[0].index_select(1, cand_t).permute({1, 0, 2}).reshape({C, HD}).to(dt);   // [C, HD]
-        at::Tensor pos;   // [N] candidate position
-        if (C >= tp.index_min_candidates && tp.match_index != "exact") {
-            auto index = make_ann_index(tp.match_index, HD);
-            index->add(kc);
-            pos = index->search(qf, 1).second.select(1, 0).clamp_min(0);
-        } else {
-            pos = qf.mm(kc.t()).argmax(1);
-        }
-        at::Tensor km = kc.index_select(0, pos);   // [N, HD]
-        cosv = ((kn * km).sum(1) / (kn.norm(2, {1}) * km.norm(2, {1})).clamp_min(1e-30)).to(at::kDouble);
-        match = cand_t.index_select(0, pos);
+    at::Tensor match = r.match, cosv = r.cosv;   // [N] int64 cache index, [N] cosine (CPU)
+    if (r.pending.defined()) {   // the device copy has landed (the caller waited)
+        match = r.pending[0].to(at::kLong);
+        cosv = r.pending[1];
     }
     // One-to-one: each cache entry takes at most one new token, the most similar (lowest index on ties).
     match = match.contiguous();
@@ -497,19 +533,17 @@ int64_t ComposedAttention::tempcache_commit(KvCache& cache, const at::Tensor& q,
 
 // Evicts whole frames: keeps `sinks` oldest and the frames chosen by keep_frame; returns tokens evicted.
 int64_t evict_frames(KvCache& cache, const std::vector<int64_t>& drop_frames) {
+    RECORD_USER_SCOPE("dc::evict_frames");
     if (drop_frames.empty()) return 0;
     CacheImpl& m = KvCacheAccess::impl(cache);
     std::vector<int64_t> sorted = drop_frames;
     std::sort(sorted.begin(), sorted.end());
-    at::Tensor keep = at::ones({m.size}, at::kBool);
-    bool* kp = keep.data_ptr<bool>();
-    int64_t n = 0;
+    std::vector<int64_t> keep;
+    keep.reserve(static_cast<size_t>(m.size));
     for (int64_t t = 0; t < m.size; ++t)
-        if (std::binary_search(sorted.begin(), sorted.end(), m.host_frames[static_cast<size_t>(t)])) {
-            kp[t] = false;
-            ++n;
-        }
-    cache.compact(keep.to(m.device));
+        if (!std::binary_search(sorted.begin(), sorted.end(), m.host_frames[static_cast<size_t>(t)])) keep.push_back(t);
+    const int64_t n = m.size - static_cast<int64_t>(keep.size());
+    cache.compact(keep);
     return n;
 }
 
@@ -530,13 +564,16 @@ int64_t apply_budget(KvCache& cache) {
     std::vector<int64_t> ids;
     for (const auto& kv : count) ids.push_back(kv.first);
     int64_t tokens = m.size;
-    auto over = [&]() {
-        return (cache.max_tokens > 0 && tokens > cache.max_tokens) ||
-               (cache.max_bytes > 0 && tokens * per_entry > cache.max_bytes);
+    auto over = [&](double fraction) {
+        return (cache.max_tokens > 0 && static_cast<double>(tokens) > fraction * static_cast<double>(cache.max_tokens)) ||
+               (cache.max_bytes > 0 &&
+                static_cast<double>(tokens * per_entry) > fraction * static_cast<double>(cache.max_bytes));
     };
+    if (!over(1.0)) return 0;
+    const double low = 1.0 - std::clamp(cache.budget_slack, 0.0, 1.0);
     std::vector<int64_t> drop;
     const int64_t first = std::max<int64_t>(0, cache.sink_frames);
-    for (int64_t i = first; i + 1 < static_cast<int64_t>(ids.size()) && over(); ++i) {   // newest frame stays
+    for (int64_t i = first; i + 1 < static_cast<int64_t>(ids.size()) && over(low); ++i) {   // newest frame stays
         drop.push_back(ids[static_cast<size_t>(i)]);
         tokens -= count[ids[static_cast<size_t>(i)]];
     }
@@ -545,18 +582,40 @@ int64_t apply_budget(KvCache& cache) {
 
 void ComposedAttention::commit(KvCache& cache, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                const AttentionContext& ctx, AttentionStats* stats) {
-    check_frame_qkv(q, k, v, cache, "commit");
-    check_ctx(ctx);
-    AttentionStats st;
-    st.committed = k.size(2);
+    commit_many({CommitJob{&cache, q, k, v, ctx}}, stats);
+}
+
+void ComposedAttention::commit_many(const std::vector<CommitJob>& jobs, AttentionStats* stats) {
+    RECORD_USER_SCOPE("dc::commit_many");
     c10::NoGradGuard no_grad;
-    if (m_cfg.tempcache && m_cfg.tempcache_params.tau <= 1.0 && cache.size() > 0)
-        st.merged = tempcache_commit(cache, q.detach(), k.detach(), v.detach(), ctx);
-    else
-        cache.append(k.detach(), v.detach(), ctx.frame);
-    if (m_cfg.window) st.evicted += apply_window(cache, m_cfg.window_params);
-    st.evicted += apply_budget(cache);
-    if (stats) stats->add(st);
+    std::vector<TempCacheMatch> matches(jobs.size());
+    std::vector<bool> merging(jobs.size(), false);
+    bool wait = false;
+    for (size_t i = 0; i < jobs.size(); ++i) {
+        const CommitJob& j = jobs[i];
+        DC_CHECK(j.cache != nullptr, "commit: job " << i << " has no cache");
+        check_frame_qkv(j.q, j.k, j.v, *j.cache, "commit");
+        check_ctx(j.ctx);
+        merging[i] = tempcache_merges() && j.cache->size() > 0;
+        if (!merging[i]) continue;
+        matches[i] = tempcache_match_start(*j.cache, j.q.detach(), j.k.detach(), j.ctx);
+        wait = wait || matches[i].pending.defined();
+    }
+#ifdef DC_HAVE_CUDA
+    if (wait) dc::cuda::synchronize();   // every layer's match rows and cosines are on the host
+#endif
+    for (size_t i = 0; i < jobs.size(); ++i) {
+        const CommitJob& j = jobs[i];
+        AttentionStats st;
+        st.committed = j.k.size(2);
+        if (merging[i])
+            st.merged = tempcache_apply(*j.cache, j.q.detach(), j.k.detach(), j.v.detach(), j.ctx, matches[i]);
+        else
+            j.cache->append(j.k.detach(), j.v.detach(), j.ctx.frame);
+        if (m_cfg.window) st.evicted += apply_window(*j.cache, m_cfg.window_params);
+        st.evicted += apply_budget(*j.cache);
+        if (stats) stats->add(st);
+    }
 }
 
 }  // namespace

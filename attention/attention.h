@@ -87,6 +87,8 @@ public:
                 const at::Tensor& group_size);
     // Keeps only entries where keep [T] (bool) is true, preserving order.
     void compact(const at::Tensor& keep);
+    // The same from the rows to keep (ascending), without reading a mask back from the device.
+    void compact(const std::vector<int64_t>& keep_rows);
     void clear();
 
     // LSH codes of the live keys for `planes` [H, D, bits] float32 (identified by `tag`): [1, H, T] int32,
@@ -105,9 +107,13 @@ public:
     // whole oldest frames are evicted (after the first `sink_frames` frames, which are kept) until it fits.
     // The frame just committed is never evicted, so a budget below one frame keeps sinks + that frame.
     // 0 = unbounded. Policy is applied by Attention::commit, reported in AttentionStats::evicted.
+    // budget_slack (low-water mark): an eviction goes on until the cache is at most (1 − budget_slack) × the budget,
+    // so a cache that grows a few hundred tokens a frame is compacted once every many frames instead of every frame
+    // (each compaction copies the cache and invalidates AnnSA's bucket layout). 0 = evict just enough.
     int64_t max_tokens = 0;
     int64_t max_bytes = 0;
     int64_t sink_frames = 0;
+    double budget_slack = 0.0;
 
 private:
     friend struct KvCacheAccess;   // the implementations in attention/*.cpp
@@ -257,6 +263,18 @@ public:
     // similarity passes tau, else appends; the budget (cache.max_tokens/max_bytes) is enforced afterwards.
     virtual void commit(KvCache& cache, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                         const AttentionContext& ctx, AttentionStats* stats) = 0;
+
+    // Several commits at once — a commit pass's layers, each into its own cache — with the same result as commit()
+    // on each job in order. The tensors must stay unchanged until it returns. TempCache on CUDA starts every job's
+    // match before applying any, so the host waits for the device once per pass instead of once per layer.
+    struct CommitJob {
+        KvCache* cache = nullptr;
+        at::Tensor q, k, v;
+        AttentionContext ctx;
+    };
+    virtual void commit_many(const std::vector<CommitJob>& jobs, AttentionStats* stats) {
+        for (const CommitJob& j : jobs) commit(*j.cache, j.q, j.k, j.v, j.ctx, stats);
+    }
 };
 
 // Builds an implementation; throws dc::Error on an unknown type or bad parameters, listing what is accepted.

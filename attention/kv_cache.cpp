@@ -1,5 +1,6 @@
 // KvCache: per-layer storage of committed frames, exact byte accounting, LSH codes kept in sync.
 #include <ATen/ATen.h>
+#include <ATen/record_function.h>
 
 #include <algorithm>
 #include <cmath>
@@ -141,6 +142,7 @@ void check_kv(const CacheImpl& m, const at::Tensor& k, const at::Tensor& v, cons
 }  // namespace
 
 void KvCache::append(const at::Tensor& k, const at::Tensor& v, int64_t frame) {
+    RECORD_USER_SCOPE("dc::KvCache::append");
     Impl& m = *m_impl;
     check_kv(m, k, v, "append");
     const int64_t n = k.size(2);
@@ -162,6 +164,7 @@ void KvCache::append(const at::Tensor& k, const at::Tensor& v, int64_t frame) {
 
 void KvCache::update(const at::Tensor& idx, const at::Tensor& k, const at::Tensor& v, int64_t frame,
                      const at::Tensor& group_size) {
+    RECORD_USER_SCOPE("dc::KvCache::update");
     Impl& m = *m_impl;
     check_kv(m, k, v, "update");
     DC_CHECK(idx.dim() == 1 && idx.scalar_type() == at::kLong,
@@ -215,7 +218,18 @@ void KvCache::compact(const at::Tensor& keep) {
     idx.reserve(static_cast<size_t>(m.size));
     for (int64_t t = 0; t < m.size; ++t)
         if (kp[t]) idx.push_back(t);
+    compact(idx);
+}
+
+void KvCache::compact(const std::vector<int64_t>& idx) {
+    RECORD_USER_SCOPE("dc::KvCache::compact");
+    Impl& m = *m_impl;
     const int64_t n = static_cast<int64_t>(idx.size());
+    for (int64_t j = 0; j < n; ++j)
+        DC_CHECK(idx[static_cast<size_t>(j)] >= 0 && idx[static_cast<size_t>(j)] < m.size &&
+                     (j == 0 || idx[static_cast<size_t>(j)] > idx[static_cast<size_t>(j - 1)]),
+                 "KvCache::compact expects ascending rows in [0, " << m.size << "), found "
+                                                                   << idx[static_cast<size_t>(j)] << " at " << j);
     if (n == m.size) return;
     std::vector<int64_t> nf(static_cast<size_t>(n));
     std::vector<int32_t> ng(static_cast<size_t>(n));

@@ -17,9 +17,9 @@ double rel_err(const at::Tensor& a, const at::Tensor& ref) {
 }
 
 void commit_frames(dc::Attention& attn, dc::KvCache& cache, int64_t n_frames, int64_t H, int64_t N, int64_t D,
-                   dc::AttentionStats* st = nullptr) {
+                   dc::AttentionStats* st = nullptr, int64_t first_frame = 0) {
     dc::AttentionContext ctx;
-    for (int64_t f = 0; f < n_frames; ++f) {
+    for (int64_t f = first_frame; f < first_frame + n_frames; ++f) {
         ctx.frame = f;
         at::Tensor x = at::randn({1, H, N, D});
         attn.commit(cache, x, x, x, ctx, st);
@@ -269,6 +269,19 @@ TEST_CASE("the cache budget evicts whole oldest frames after the sinks, never th
     t.max_tokens = 2;
     commit_frames(*dense, t, 3, H, N, D);
     CHECK(t.frame_ids() == std::vector<int64_t>{2});
+    // budget_slack: an eviction goes down to (1 − slack) × the budget, so the next frames fit without evicting.
+    dc::KvCache s(H, D, at::kFloat, at::kCPU);
+    s.max_tokens = 4 * N;
+    s.sink_frames = 1;
+    s.budget_slack = 0.5;
+    dc::AttentionStats ss;
+    commit_frames(*dense, s, 5, H, N, D, &ss);
+    CHECK(s.frame_ids() == std::vector<int64_t>{0, 4});   // 5N > 4N: frames 1–3 go (down to 2N)
+    CHECK(ss.evicted == 3 * N);
+    dc::AttentionStats ss2;
+    commit_frames(*dense, s, 2, H, N, D, &ss2, 5);
+    CHECK(s.frame_ids() == std::vector<int64_t>{0, 4, 5, 6});
+    CHECK(ss2.evicted == 0);
     // The budget applies after TempCache merges: duplicated frames merge and never reach it.
     auto tc = dc::make_attention(dc::AttentionSpec::parse("tempcache"));
     dc::KvCache m(H, D, at::kFloat, at::kCPU);

@@ -105,6 +105,11 @@ public:
     void declare_buffer(const std::string& name, const at::Tensor& value);
     void allocate();                                   // builds the flat buffer from the inits (CPU, fp32)
     void to(at::Device device, at::ScalarType dtype);  // moves/casts flat + buffers; rebuilds views
+    // Inference only: every parameter gets a storage of its own and flat() becomes empty (to() packs them again).
+    // The flat buffer packs parameters back to back, so most views start at offsets that are not 16-byte aligned
+    // (the decoder's 3-channel output bias shifts all that follows), and cuBLAS then falls back to its
+    // element-aligned GEMM kernels; own storages are aligned by the allocator.
+    void own_views();
     void set_requires_grad(bool on);
     const at::Tensor& get(const std::string& name) const;   // throws on unknown names
     at::Tensor& buffer(const std::string& name);
@@ -244,6 +249,7 @@ struct CachedAttention {
     bool commit;
     AttentionStats* stats;
     int depth;
+    std::vector<Attention::CommitJob> pending_commits;   // a commit pass's layers so far (see self())
 };
 
 // Attention with an additive float bias and/or key mask, plain ops (and SDPA on LibTorch >= 2 for CUDA tensors).

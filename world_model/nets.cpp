@@ -107,9 +107,19 @@ void ParamStore::rebuild_views() {
 }
 
 void ParamStore::to(at::Device device, at::ScalarType dtype) {
+    if (m_flat.numel() != m_numel) {   // after own_views(): pack the parameters back into one buffer
+        std::vector<at::Tensor> parts;
+        for (const auto& v : m_views) parts.push_back(v.detach().reshape({-1}));
+        m_flat = parts.empty() ? at::empty({0}, m_flat.options()) : at::cat(parts);
+    }
     m_flat = m_flat.to(device, dtype).contiguous();
     for (auto& [n, b] : m_buffers) b = b.to(device);
     rebuild_views();
+}
+
+void ParamStore::own_views() {
+    for (auto& v : m_views) v = v.detach().clone(at::MemoryFormat::Contiguous);
+    m_flat = at::empty({0}, m_flat.options());
 }
 
 void ParamStore::set_requires_grad(bool on) {
@@ -500,7 +510,15 @@ at::Tensor CachedAttention::self(int l, const at::Tensor& q, const at::Tensor& k
     c.layer = l;
     at::Tensor o;   // [1, H, N, D]; not needed in the last block of a commit pass
     if (!commit || l + 1 < depth) o = attn.self_attend(q, k, v, caches[static_cast<size_t>(l)], c, stats);
-    if (commit) attn.commit(caches[static_cast<size_t>(l)], q, k, v, c, stats);
+    if (commit) {
+        // Every layer commits at the pass's last block, in one commit_many: the later blocks' self-attention reads
+        // other layers' caches only, and q/k/v stay untouched until the pass ends (graph outputs included).
+        pending_commits.push_back(Attention::CommitJob{&caches[static_cast<size_t>(l)], q, k, v, c});
+        if (l + 1 == depth) {
+            attn.commit_many(pending_commits, stats);
+            pending_commits.clear();
+        }
+    }
     return o;
 }
 

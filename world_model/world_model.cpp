@@ -4,6 +4,7 @@
 #include <c10/core/GradMode.h>
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/record_function.h>
 
 #include <algorithm>
 #include <array>
@@ -75,8 +76,12 @@ ModelImpl::ModelImpl(const Net& shared_net, const game::Vocabulary& vocabulary)
 void ModelImpl::move_to(const std::string& device) {
     const at::Device dev = parse_device(device);
     // Inference on CUDA keeps bf16 weights and computes in bf16; the CPU stays fp32 (bit-exact replays).
-    if (dev.is_cuda()) net.to(dev, at::kBFloat16, at::kBFloat16);
-    else net.to(dev, at::kFloat, at::kFloat);
+    if (dev.is_cuda()) {
+        net.to(dev, at::kBFloat16, at::kBFloat16);
+        net.params().own_views();   // aligned weights: cuBLAS's vectorised kernels (see ParamStore::own_views)
+    } else {
+        net.to(dev, at::kFloat, at::kFloat);
+    }
     m_device = device;
 }
 
@@ -377,6 +382,7 @@ struct Session::Impl {
     }
 
     at::Tensor decode(const at::Tensor& z) {
+        RECORD_USER_SCOPE("dc::decode");
         if (wm::DitGraphs* g = use_graphs(z, true)) return g->decode(z);
         return net().decode(z);
     }
@@ -391,6 +397,7 @@ struct Session::Impl {
     }
 
     void commit(const at::Tensor& x, const game::Action& a, AttentionStats* st) {
+        RECORD_USER_SCOPE("dc::commit_pass");
         dit(x, net().config().sampler.commit_t, a, cfg.n_steps, true, st);
         prev = x;
     }
@@ -398,9 +405,13 @@ struct Session::Impl {
     void new_caches() {
         caches.clear();
         const auto& d = net().config().dit;
+        // A budget evicts down to 7/8 of itself (KvCache::budget_slack): with TempCache adding a hundred or so
+        // tokens a frame, a 32k-token budget then compacts once every ~30 frames rather than on every frame.
+        constexpr double kBudgetSlack = 0.125;
         for (int l = 0; l < d.depth; ++l) {
             caches.emplace_back(d.heads(), d.head_dim, net().compute_dtype(), dev);
             caches.back().max_tokens = cfg.max_cache_tokens;
+            caches.back().budget_slack = kBudgetSlack;
         }
     }
 

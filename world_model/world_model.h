@@ -43,7 +43,7 @@ struct SessionConfig {
     int n_steps = 4;                       // S Euler steps per frame (1..16)
     AttentionSpec attention;               // dense by default
     uint64_t seed = 0;                     // noise seed; same seed + inputs => same frames on CPU
-    int64_t max_cache_tokens = 0;          // per-layer budget (0 = unbounded)
+    int64_t max_cache_tokens = 0;          // per-layer budget (0 = unbounded); evicts down to 7/8 of it
     float ctx_noise = -1.f;                // noise level given to the previous-frame channels, 0..0.3 (higher =
                                            // more robust long rollouts, less detail); -1 = the model's default
     bool cuda_graphs = true;               // CUDA: replay the DiT's stages and the decoder from CUDA graphs captured on
