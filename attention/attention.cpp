@@ -105,6 +105,7 @@ struct TempCacheMatch {
     at::Tensor cand_t;        // [C] candidate rows on the cache's device; undefined: no candidates (append all)
     at::Tensor match, cosv;   // CPU: [N] int64 best candidate row, [N] double cosine
     at::Tensor pending;       // CUDA: [2, N] double (row, cosine) in pinned host memory, filled asynchronously
+    at::Tensor device_plan;   // device commit: [2 + N] int64 (M, R, merged entries) in pinned host memory
 };
 
 class ComposedAttention final : public Attention {
@@ -150,6 +151,14 @@ private:
     int64_t tempcache_apply(KvCache& cache, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const AttentionContext& ctx, TempCacheMatch& match);
     bool tempcache_merges() const { return m_cfg.tempcache && m_cfg.tempcache_params.tau <= 1.0; }
+    // CUDA: the whole commit on the device — match, the one-to-one rule (tempcache_resolve), the merges, and the new
+    // rows written after the live ones; device_plan brings M, R and the merged entries back to pinned memory, and
+    // tempcache_device_finish (after the device wait) updates the host mirrors. Same result as start + apply.
+#ifdef DC_HAVE_CUDA
+    TempCacheMatch tempcache_device_start(KvCache& cache, const at::Tensor& q, const at::Tensor& k,
+                                          const at::Tensor& v, const AttentionContext& ctx) const;
+#endif
+    int64_t tempcache_device_finish(KvCache& cache, const AttentionContext& ctx, const TempCacheMatch& r) const;
     // Valid prompt tokens in a mask, for the statistics. A prompt's mask lives as long as the prompt and every
     // cross-attention call of every frame passes the same one: counted once, not read back from the device per call.
     int64_t valid_count(const at::Tensor& valid) {
@@ -416,12 +425,14 @@ TempCacheMatch ComposedAttention::tempcache_match_start(KvCache& cache, const at
     const TempCacheParams& tp = m_cfg.tempcache_params;
     const int64_t N = q.size(2), HD = q.size(1) * q.size(3);
     TempCacheMatch r;
-    std::vector<int64_t> cand;
-    for (int64_t t = 0; t < m.size; ++t)
-        if (m.host_frames[static_cast<size_t>(t)] >= ctx.frame - tp.lookback) cand.push_back(t);
+    std::vector<int64_t> cand;   // rows of frames ≥ frame − lookback, ascending (from the write log when it reaches)
+    const int64_t lo = ctx.frame - tp.lookback;
+    if (!m.rows_since(lo, cand))
+        for (int64_t t = 0; t < m.size; ++t)
+            if (m.host_frames[static_cast<size_t>(t)] >= lo) cand.push_back(t);
     if (cand.empty()) return r;
     const int64_t C = static_cast<int64_t>(cand.size());
-    r.cand_t = at::tensor(cand, at::TensorOptions().dtype(at::kLong)).to(m.device);
+    r.cand_t = index_tensor(cand, m.device);
 #ifdef DC_HAVE_CUDA
     if (q.is_cuda()) {
         // Match rows and cosines in one pinned host buffer, copied without waiting (finish_match waits).
@@ -492,9 +503,14 @@ int64_t ComposedAttention::tempcache_apply(KvCache& cache, const at::Tensor& q, 
         }
     }
     const int64_t M = static_cast<int64_t>(src.size());
+    // idx, src and rest in one upload (pinned, without waiting, on CUDA).
+    std::vector<int64_t> rows = idx;
+    rows.insert(rows.end(), src.begin(), src.end());
+    rows.insert(rows.end(), rest.begin(), rest.end());
+    const at::Tensor rows_t = index_tensor(rows, m.device);
     if (M > 0) {
-        at::Tensor idx_t = at::tensor(idx, at::TensorOptions().dtype(at::kLong)).to(m.device);
-        at::Tensor src_t = at::tensor(src, at::TensorOptions().dtype(at::kLong)).to(m.device);
+        at::Tensor idx_t = rows_t.narrow(0, 0, M);
+        at::Tensor src_t = rows_t.narrow(0, M, M);
         bool done = false;
 #ifdef DC_HAVE_CUDA
         if (q.is_cuda()) {
@@ -503,6 +519,7 @@ int64_t ComposedAttention::tempcache_apply(KvCache& cache, const at::Tensor& q, 
             at::Tensor bc = m.bias.narrow(2, 0, m.size), fc = m.frames.narrow(0, 0, m.size);
             at::Tensor gc = m.group.narrow(0, 0, m.size);
             dc::cuda::tempcache_merge(kc, vc, bc, fc, gc, idx_t, src_t, kk, vv, ctx.frame);
+            m.log_written(ctx.frame, idx.data(), M);
             for (int64_t j = 0; j < M; ++j) {
                 const size_t t = static_cast<size_t>(idx[static_cast<size_t>(j)]);
                 if (--m.frame_count[m.host_frames[t]] == 0) m.frame_count.erase(m.host_frames[t]);
@@ -525,9 +542,70 @@ int64_t ComposedAttention::tempcache_apply(KvCache& cache, const at::Tensor& q, 
         }
     }
     if (!rest.empty()) {
-        at::Tensor rest_t = at::tensor(rest, at::TensorOptions().dtype(at::kLong)).to(m.device);
+        const at::Tensor rest_t = rows_t.narrow(0, 2 * M, static_cast<int64_t>(rest.size()));
         cache.append(k.index_select(2, rest_t), v.index_select(2, rest_t), ctx.frame);
     }
+    return M;
+}
+
+#ifdef DC_HAVE_CUDA
+TempCacheMatch ComposedAttention::tempcache_device_start(KvCache& cache, const at::Tensor& q, const at::Tensor& k,
+                                                       const at::Tensor& v, const AttentionContext& ctx) const {
+    RECORD_USER_SCOPE("dc::tempcache_device_start");
+    TempCacheMatch r;
+    CacheImpl& m = KvCacheAccess::impl(cache);
+    const int64_t N = k.size(2), T = m.size;
+    std::vector<int64_t> cand;   // rows of frames ≥ frame − lookback, ascending
+    const int64_t lo = ctx.frame - m_cfg.tempcache_params.lookback;
+    if (!m.rows_since(lo, cand))
+        for (int64_t t = 0; t < T; ++t)
+            if (m.host_frames[static_cast<size_t>(t)] >= lo) cand.push_back(t);
+    if (cand.empty()) return r;   // finish appends the frame (no device_plan)
+    r.cand_t = index_tensor(cand, m.device);
+    const at::Tensor kd = k.to(m.dtype).contiguous(), vd = v.to(m.dtype).contiguous();
+    auto mc = dc::cuda::tempcache_match(q.contiguous(), kd, cache.keys(), r.cand_t);
+    const at::Tensor plan = dc::cuda::tempcache_resolve(mc.first, mc.second, m_cfg.tempcache_params.tau);
+    const at::Tensor idx_t = plan.narrow(0, 2, N), src_t = plan.narrow(0, 2 + N, N), rest_t = plan.narrow(0, 2 + 2 * N, N);
+    m.reserve(T + N);   // before the views below: it may move the storage
+    at::Tensor kc = m.k.narrow(2, 0, T), vc = m.v.narrow(2, 0, T), bc = m.bias.narrow(2, 0, T);
+    at::Tensor fc = m.frames.narrow(0, 0, T), gc = m.group.narrow(0, 0, T);
+    dc::cuda::tempcache_merge(kc, vc, bc, fc, gc, idx_t, src_t, kd, vd, ctx.frame);   // idx −1: skipped
+    // All N rows after the live ones are written; the first R are the appended tokens (adopted by finish).
+    m.k.narrow(2, T, N).copy_(kd.index_select(2, rest_t));
+    m.v.narrow(2, T, N).copy_(vd.index_select(2, rest_t));
+    m.bias.narrow(2, T, N).zero_();
+    m.frames.narrow(0, T, N).fill_(ctx.frame);
+    m.group.narrow(0, T, N).fill_(1);
+    if (m.code_tag != 0) {
+        const at::Tensor nc = lsh_codes(kd, m.code_planes);   // [1, H, N] codes of the new keys
+        // Merged entries take their token's code; the padding after M lands on row T + N − 1, which the append
+        // copy just below writes again.
+        const at::Tensor dst = at::where(idx_t.ge(0), idx_t, at::full_like(idx_t, T + N - 1));
+        m.codes.index_copy_(2, dst, nc.index_select(2, src_t));
+        m.codes.narrow(2, T, N).copy_(nc.index_select(2, rest_t));
+    }
+    r.device_plan = at::empty({2 + N}, at::TensorOptions().dtype(at::kLong).pinned_memory(true));
+    r.device_plan.copy_(plan.narrow(0, 0, 2 + N), /*non_blocking=*/true);
+    return r;
+}
+#endif
+
+int64_t ComposedAttention::tempcache_device_finish(KvCache& cache, const AttentionContext& ctx,
+                                                   const TempCacheMatch& r) const {
+    CacheImpl& m = KvCacheAccess::impl(cache);
+    const int64_t* pp = r.device_plan.data_ptr<int64_t>();   // landed: the caller waited for the device
+    const int64_t M = pp[0], R = pp[1];
+    const int64_t* idx = pp + 2;
+    m.log_written(ctx.frame, idx, M);
+    for (int64_t j = 0; j < M; ++j) {
+        const size_t t = static_cast<size_t>(idx[j]);
+        if (--m.frame_count[m.host_frames[t]] == 0) m.frame_count.erase(m.host_frames[t]);
+        m.host_frames[t] = ctx.frame;
+        ++m.frame_count[ctx.frame];
+        m.host_group[t] += 1;
+    }
+    m.adopt_appended(R, ctx.frame);
+    if (R == 0 && M > 0) m.touched();
     return M;
 }
 
@@ -598,6 +676,13 @@ void ComposedAttention::commit_many(const std::vector<CommitJob>& jobs, Attentio
         check_ctx(j.ctx);
         merging[i] = tempcache_merges() && j.cache->size() > 0;
         if (!merging[i]) continue;
+#ifdef DC_HAVE_CUDA
+        if (j.k.is_cuda() && !KvCacheAccess::impl(*j.cache).store) {
+            matches[i] = tempcache_device_start(*j.cache, j.q.detach(), j.k.detach(), j.v.detach(), j.ctx);
+            wait = wait || matches[i].device_plan.defined();
+            continue;
+        }
+#endif
         matches[i] = tempcache_match_start(*j.cache, j.q.detach(), j.k.detach(), j.ctx);
         wait = wait || matches[i].pending.defined();
     }
@@ -608,7 +693,9 @@ void ComposedAttention::commit_many(const std::vector<CommitJob>& jobs, Attentio
         const CommitJob& j = jobs[i];
         AttentionStats st;
         st.committed = j.k.size(2);
-        if (merging[i])
+        if (merging[i] && matches[i].device_plan.defined())
+            st.merged = tempcache_device_finish(*j.cache, j.ctx, matches[i]);
+        else if (merging[i])
             st.merged = tempcache_apply(*j.cache, j.q.detach(), j.k.detach(), j.v.detach(), j.ctx, matches[i]);
         else
             j.cache->append(j.k.detach(), j.v.detach(), j.ctx.frame);

@@ -74,8 +74,22 @@ struct KvCache::Impl {
     std::shared_ptr<const BucketLayout> layout;                // CUDA, derived for the current version only
     std::shared_ptr<BucketStore> store;                        // CPU, kept in sync by every mutation
     std::map<std::string, std::shared_ptr<void>> derived;      // other derived data (top-k indexes), same rule
+    // Rows written (appended or merged into) per frame, for the last kWriteLogFrames frames that were written
+    // since write_log_from: TempCache's candidates (entries of the last frames) without a scan of the whole cache.
+    // A compaction renumbers the rows and restarts the log.
+    static constexpr int64_t kWriteLogFrames = 64;
+    std::map<int64_t, std::vector<int64_t>> write_log;
+    int64_t write_log_from = 0;   // the log holds every row written at frames ≥ this
 
     Impl(int64_t h, int64_t d, at::ScalarType dt, at::Device dev);
+    // Rows [size, size + n) were written on the device (keys, values, bias 0, frame, group 1 and codes when kept):
+    // make them live — host mirrors, size, write log, version. The device-side TempCache commit appends this way.
+    void adopt_appended(int64_t n, int64_t frame);
+    void log_written(int64_t frame, const int64_t* rows, int64_t n);   // rows written at frame
+    void log_written_range(int64_t frame, int64_t begin, int64_t end);
+    void restart_write_log(int64_t from_frame);   // forget the log; rows written from from_frame on are logged
+    // Rows whose frame is ≥ lo, ascending; false when the log does not reach back to lo (then scan host_frames).
+    bool rows_since(int64_t lo, std::vector<int64_t>& out) const;
     void reserve(int64_t need);         // grows storage by doubling
     void touched();                     // a mutation happened: new version, derived data dropped
     void recompute_codes(int64_t begin, int64_t end);   // codes of entries [begin, end)

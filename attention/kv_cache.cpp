@@ -64,6 +64,49 @@ void KvCache::Impl::touched() {
     derived.clear();
 }
 
+void KvCache::Impl::adopt_appended(int64_t n, int64_t frame) {
+    DC_CHECK(n >= 0 && size + n <= capacity, "KvCache: " << n << " rows written past the capacity " << capacity);
+    if (n == 0) return;
+    host_frames.insert(host_frames.end(), static_cast<size_t>(n), frame);
+    host_group.insert(host_group.end(), static_cast<size_t>(n), 1);
+    frame_count[frame] += n;
+    size += n;
+    log_written_range(frame, size - n, size);
+    touched();
+}
+
+void KvCache::Impl::log_written(int64_t frame, const int64_t* rows, int64_t n) {
+    if (frame < write_log_from || n <= 0) return;
+    std::vector<int64_t>& w = write_log[frame];
+    w.insert(w.end(), rows, rows + n);
+    while (static_cast<int64_t>(write_log.size()) > kWriteLogFrames) {   // drop the oldest frame's rows
+        write_log_from = std::max(write_log_from, write_log.begin()->first + 1);
+        write_log.erase(write_log.begin());
+    }
+}
+
+void KvCache::Impl::log_written_range(int64_t frame, int64_t begin, int64_t end) {
+    std::vector<int64_t> rows(static_cast<size_t>(std::max<int64_t>(0, end - begin)));
+    for (size_t i = 0; i < rows.size(); ++i) rows[i] = begin + static_cast<int64_t>(i);
+    log_written(frame, rows.data(), static_cast<int64_t>(rows.size()));
+}
+
+void KvCache::Impl::restart_write_log(int64_t from_frame) {
+    write_log.clear();
+    write_log_from = from_frame;
+}
+
+bool KvCache::Impl::rows_since(int64_t lo, std::vector<int64_t>& out) const {
+    out.clear();
+    if (lo < write_log_from) return false;
+    for (auto it = write_log.lower_bound(lo); it != write_log.end(); ++it)
+        for (int64_t t : it->second)
+            if (host_frames[static_cast<size_t>(t)] >= lo) out.push_back(t);   // not moved to an older frame
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return true;
+}
+
 void KvCache::Impl::recompute_codes(int64_t begin, int64_t end) {
     if (code_tag == 0 || end <= begin) return;
     codes.narrow(2, begin, end - begin).copy_(lsh_codes(k.narrow(2, begin, end - begin), code_planes));
@@ -157,6 +200,7 @@ void KvCache::append(const at::Tensor& k, const at::Tensor& v, int64_t frame) {
     m.host_group.insert(m.host_group.end(), static_cast<size_t>(n), 1);
     m.frame_count[frame] += n;
     m.size += n;
+    m.log_written_range(frame, m.size - n, m.size);
     m.recompute_codes(m.size - n, m.size);
     if (m.store) bucket_store_append(*m.store, m, m.size - n, m.size);
     m.touched();
@@ -187,6 +231,7 @@ void KvCache::update(const at::Tensor& idx, const at::Tensor& k, const at::Tenso
                  "KvCache::update expects distinct indices, found " << sorted[static_cast<size_t>(j)] << " twice");
         DC_CHECK(gp[j] >= 1 && gp[j] <= INT32_MAX, "KvCache::update group size must be ≥ 1, found " << gp[j]);
     }
+    m.log_written(frame, ip, n);
     for (int64_t j = 0; j < n; ++j) {
         int64_t& f = m.host_frames[static_cast<size_t>(ip[j])];
         if (--m.frame_count[f] == 0) m.frame_count.erase(f);
@@ -267,6 +312,7 @@ void KvCache::compact(const std::vector<int64_t>& idx) {
     for (int64_t fr : nf) ++m.frame_count[fr];
     m.host_frames = std::move(nf);
     m.host_group = std::move(ng);
+    m.restart_write_log(m.frame_count.empty() ? 0 : m.frame_count.rbegin()->first + 1);
     if (m.store) bucket_store_compact(*m.store, idx);
     m.touched();
 }
@@ -277,6 +323,7 @@ void KvCache::clear() {
     m.host_frames.clear();
     m.host_group.clear();
     m.frame_count.clear();
+    m.restart_write_log(0);
     m.store.reset();
     m.touched();
 }

@@ -478,6 +478,26 @@ void tempcache_merge(at::Tensor& k_cache, at::Tensor& v_cache, at::Tensor& bias,
     check_launch(kn::tempcache_merge(a, current_stream(dev)), fn);
 }
 
+at::Tensor tempcache_resolve(const at::Tensor& match, const at::Tensor& cos, double tau) {
+    const char* fn = "dc::cuda::tempcache_resolve";
+    DC_CHECK(match.defined() && match.is_cuda(), fn << ": match must be a CUDA tensor [N] int64");
+    const at::Device dev = match.device();
+    expect_cuda(match, fn, "match", dev, 1);
+    expect_dtype(match, fn, "match", at::kLong);
+    const int64_t N = match.size(0);
+    expect_cuda(cos, fn, "cos", dev, 1);
+    expect_dtype(cos, fn, "cos", at::kFloat);
+    expect_sizes(cos, fn, "cos", {N}, "[N]");
+    DC_CHECK(N <= kn::kMaxResolveTokens, fn << ": at most " << kn::kMaxResolveTokens << " tokens a frame, found " << N);
+    const at::Tensor mc = match.contiguous(), cc = cos.contiguous();
+    const c10::cuda::CUDAGuard guard(dev);
+    at::Tensor plan = at::empty({2 + 3 * N}, match.options());
+    check_launch(kn::tempcache_resolve(N > 0 ? mc.data_ptr<int64_t>() : nullptr, N > 0 ? cc.data_ptr<float>() : nullptr,
+                                       static_cast<int>(N), tau, plan.data_ptr<int64_t>(), current_stream(dev)),
+                 fn);
+    return plan;
+}
+
 at::Tensor annca_keep(const at::Tensor& q_codes, const at::Tensor& k_codes, const at::Tensor& valid) {
     const char* fn = "dc::cuda::annca_keep";
     DC_CHECK(k_codes.defined() && k_codes.is_cuda(), fn << ": k_codes must be a CUDA tensor [B, H, P] int32");

@@ -78,6 +78,10 @@ void tempcache_merge(at::Tensor& k_cache, at::Tensor& v_cache, at::Tensor& bias,
                      at::Tensor& group_size, const at::Tensor& idx, const at::Tensor& src, const at::Tensor& k_new,
                      const at::Tensor& v_new, int64_t frame);
 
+// TempCache's one-to-one rule on the device (kernels.cuh tempcache_resolve): match [N] int64, cos [N] float from
+// tempcache_match -> plan [2 + 3N] int64 (M, R, merged entries, their tokens, tokens to append; padded).
+at::Tensor tempcache_resolve(const at::Tensor& match, const at::Tensor& cos, double tau);
+
 // AnnCA selection: keep [B, H, P] bool — prompt token p is kept for head h when valid[b, p] and some query of the
 // frame has the same code. q_codes [B, H, N] i32, k_codes [B, H, P] i32, valid [B, P] bool.
 at::Tensor annca_keep(const at::Tensor& q_codes, const at::Tensor& k_codes, const at::Tensor& valid);

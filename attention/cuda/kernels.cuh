@@ -139,6 +139,14 @@ struct MergeArgs {
 };
 cudaError_t tempcache_merge(const MergeArgs& a, cudaStream_t stream);
 
+// Resolve (the one-to-one rule, on the device): token i merges into match[i] when min(cos[i], 1) ≥ tau and no other
+// such token with the same match has a higher clamped cosine (or an equal one and a lower index). plan [2 + 3N]
+// int64: M, R, then idx[N] (merged entries in token order, −1 after M: tempcache_merge skips them), src[N] (their
+// tokens, 0 after M), rest[N] (the R tokens to append, in order, 0 after R). N ≤ kMaxResolveTokens.
+constexpr int kMaxResolveTokens = 2048;   // its shared memory: 13 bytes a token
+cudaError_t tempcache_resolve(const int64_t* match, const float* cos, int N, double tau, int64_t* plan,
+                              cudaStream_t stream);
+
 // ---- 6. AnnCA keep mask
 // ------------------------------------------------------------------------------------------------- keep[b, h, p] =
 // valid[b, p] && some i has q_codes[b, h, i] == k_codes[b, h, p]. q_codes [B, H, N], k_codes [B, H, P] int32

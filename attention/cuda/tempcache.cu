@@ -4,6 +4,8 @@
 // of the candidates; each thread scores one candidate against the kQB queries at a time, keeps its best, and the
 // block publishes per-token bests with one 64-bit atomicMax of (ordered score bits, inverted candidate position) —
 // highest score first, then the lowest position. A second kernel turns bests into cache indices and cosines.
+// Resolve: one block applies the one-to-one rule to a frame's matches on the device, so a commit needs no host
+// round trip before merging and appending.
 // Merge: one block per (idx, src) pair; the first pair naming a cache entry applies every pair naming it, in order,
 // so that repeated entries give the sequential result without races.
 #include "device_utils.cuh"
@@ -204,6 +206,55 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(const MergeArgs a)
     }
 }
 
+// One block: each new token i merges when its cosine (clamped to 1) reaches tau and no other such token matched
+// to the same entry beats it (higher cosine, or equal and a lower index) — the host's one-to-one rule. Thread 0
+// then lists, in token order, the merged pairs and the tokens left to append (a frame has a few hundred tokens).
+constexpr int kResolveThreads = 256;
+
+__global__ void __launch_bounds__(kResolveThreads)
+    resolve_kernel(const int64_t* __restrict__ match, const float* __restrict__ cos, int N, double tau,
+                   int64_t* __restrict__ plan) {
+    int64_t* sm = dynamic_smem<int64_t>();                    // [N] matched entry
+    float* sc = reinterpret_cast<float*>(sm + N);             // [N] clamped cosine
+    uint8_t* merged = reinterpret_cast<uint8_t*>(sc + N);     // [N]
+    const int tid = static_cast<int>(threadIdx.x);
+    for (int i = tid; i < N; i += kResolveThreads) {
+        sm[i] = match[i];
+        sc[i] = fminf(cos[i], 1.f);  // NaN → 1, as the host's std::min(1.0, c)
+    }
+    __syncthreads();
+    for (int i = tid; i < N; i += kResolveThreads) {
+        bool ok = sm[i] >= 0 && static_cast<double>(sc[i]) >= tau;
+        for (int j = 0; ok && j < N; ++j)
+            if (j != i && sm[j] == sm[i] && static_cast<double>(sc[j]) >= tau &&
+                (sc[j] > sc[i] || (sc[j] == sc[i] && j < i)))
+                ok = false;
+        merged[i] = ok ? 1 : 0;
+    }
+    __syncthreads();
+    if (tid == 0) {
+        int64_t* idx = plan + 2;
+        int64_t* src = idx + N;
+        int64_t* rest = src + N;
+        int64_t m = 0, r = 0;
+        for (int i = 0; i < N; ++i) {
+            if (merged[i]) {
+                idx[m] = sm[i];
+                src[m++] = i;
+            } else {
+                rest[r++] = i;
+            }
+        }
+        for (int64_t j = m; j < N; ++j) {
+            idx[j] = -1;
+            src[j] = 0;
+        }
+        for (int64_t j = r; j < N; ++j) rest[j] = 0;
+        plan[0] = m;
+        plan[1] = r;
+    }
+}
+
 }  // namespace
 
 size_t tempcache_match_workspace_bytes(int N) {
@@ -259,6 +310,15 @@ cudaError_t tempcache_merge(const MergeArgs& a, cudaStream_t stream) {
         return cudaErrorInvalidValue;
     void (*kernel)(const MergeArgs) = a.dtype == DType::bf16 ? merge_kernel<__nv_bfloat16> : merge_kernel<float>;
     DC_LAUNCH(kernel, static_cast<unsigned>(a.M), kMergeThreads, 0, stream, a);
+    return cudaGetLastError();
+}
+
+cudaError_t tempcache_resolve(const int64_t* match, const float* cos, int N, double tau, int64_t* plan,
+                              cudaStream_t stream) {
+    if (N < 0 || N > kMaxResolveTokens || plan == nullptr || (N > 0 && (match == nullptr || cos == nullptr)))
+        return cudaErrorInvalidValue;
+    const size_t smem = static_cast<size_t>(N) * (sizeof(int64_t) + sizeof(float) + 1);
+    DC_LAUNCH(resolve_kernel, 1, kResolveThreads, smem, stream, match, cos, N, tau, plan);
     return cudaGetLastError();
 }
 
