@@ -136,6 +136,15 @@ public:
 
 private:
     bool annsa_sparse(const AttentionContext& ctx, int64_t cache_tokens) const;
+    int64_t sparse_blocks(int64_t n_layers) const {
+        return std::llround(m_cfg.annsa_params.sparse_block_fraction * static_cast<double>(n_layers) + 1e-9);
+    }
+    bool measuring(const AttentionContext& ctx) const {   // this call measures recall (AttentionContext::recall_turn)
+        if (!ctx.measure_recall) return false;
+        if (ctx.recall_turn < 0) return true;
+        const int64_t span = std::max<int64_t>(1, m_cfg.annsa ? sparse_blocks(ctx.n_layers) : ctx.n_layers);
+        return ctx.layer == ctx.n_layers - 1 - ctx.recall_turn % span;
+    }
     const at::Tensor& planes(std::map<std::tuple<int, int64_t, int64_t>, at::Tensor>& store, int layer, int64_t H,
                              int64_t D, int bits, uint64_t seed, at::Device device);
     uint64_t sa_tag(int layer, int64_t H, int64_t D) const {
@@ -183,8 +192,7 @@ bool ComposedAttention::annsa_sparse(const AttentionContext& ctx, int64_t cache_
     const int64_t dense_steps =
         static_cast<int64_t>(std::ceil(p.dense_step_fraction * static_cast<double>(ctx.n_steps) - 1e-9));
     if (ctx.step < dense_steps) return false;
-    const int64_t sparse_blocks = std::llround(p.sparse_block_fraction * static_cast<double>(ctx.n_layers) + 1e-9);
-    return ctx.layer >= ctx.n_layers - sparse_blocks;
+    return ctx.layer >= ctx.n_layers - sparse_blocks(ctx.n_layers);
 }
 
 const at::Tensor& ComposedAttention::planes(std::map<std::tuple<int, int64_t, int64_t>, at::Tensor>& store,
@@ -243,7 +251,7 @@ at::Tensor ComposedAttention::self_attend(const at::Tensor& q, const at::Tensor&
             probes = pr[0];
             codes = cache.key_codes(pl, tag)[0];
         }
-        if (sparse && ctx.measure_recall) {
+        if (sparse && measuring(ctx)) {
             at::Tensor qs = q[0].to(at::kFloat).mul(scale);
             at::Tensor kadd = cache_key_add(cache, ctx, at::kFloat);
             rows = recall_rows(H, N);
@@ -277,7 +285,7 @@ at::Tensor ComposedAttention::self_attend(const at::Tensor& q, const at::Tensor&
         auto res = attend_bucketed_cpu(qs, *store, kadd, probes, kc, vc);
         out = res.first;
         st.keys_attended = res.second.sum().item<int64_t>() + H * N * N;
-        if (ctx.measure_recall) {
+        if (measuring(ctx)) {
             codes = cache.key_codes(pl, tag)[0];
             rows = recall_rows(H, N);
             for (int64_t h = 0; h < H; ++h) {
@@ -298,7 +306,7 @@ at::Tensor ComposedAttention::self_attend(const at::Tensor& q, const at::Tensor&
         }
         out = attend_selected_cpu(qs, ck, cv, kadd, ids, kc, vc);
         st.keys_attended = scored + H * N * N;
-        if (ctx.measure_recall) {
+        if (measuring(ctx)) {
             rows = recall_rows(H, N);
             for (int64_t h = 0; h < H; ++h) {
                 at::Tensor mask = at::zeros({static_cast<int64_t>(rows[h].size()), T}, at::kBool);
@@ -310,7 +318,7 @@ at::Tensor ComposedAttention::self_attend(const at::Tensor& q, const at::Tensor&
             }
         }
     }
-    if (sparse && ctx.measure_recall) {
+    if (sparse && measuring(ctx)) {
         st.add_recall(self_recall(qs, ck, kadd, kc, rows, attended), false);
     }
     if (stats) stats->add(st);
@@ -410,7 +418,7 @@ at::Tensor ComposedAttention::cross_attend(const at::Tensor& q, const at::Tensor
         at::Tensor gidx = idx.unsqueeze(3).expand({B, H, pk, D});
         out = masked_attention(q, k.gather(2, gidx), v.gather(2, gidx), gmask).to(q.scalar_type());
     }
-    if (ctx.measure_recall) {
+    if (measuring(ctx)) {
         st.add_recall(cross_recall(q, k, vb, keep), true);
     }
     (void)N;

@@ -130,6 +130,10 @@ struct AttentionContext {
     int n_steps = 1;
     at::Tensor temporal_slope;  // [H] float32 per-head slope on frame distance, or undefined for none
     bool measure_recall = false;   // also compute recall of approximate kernels vs dense (costly; sampled)
+    // With measure_recall: −1 = every block measures; t ≥ 0 = one block measures, and the blocks take turns: AnnSA's
+    // sparse blocks (the last ones) when AnnSA is on, else every block, from the last, turn t picking the
+    // (t mod count)-th from the end.
+    int64_t recall_turn = -1;
 };
 
 // What one call (or a frame, when accumulated) did. Counters add up across calls; ratios are recomputed.

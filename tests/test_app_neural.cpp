@@ -220,7 +220,8 @@ TEST_CASE("out of memory during a step lowers the cache budget and the dream goe
     const auto brows = dc_test::read_csv(dir.file("b.csv"));
     REQUIRE(brows.size() == 9);
     for (int f = 1; f <= 8; ++f) CHECK(cell(brows[f], "cache_tokens") <= 768 * layers(brows[f]));
-    CHECK(cell(brows[8], "cache_tokens") == cell(brows[7], "cache_tokens"));
+    // Once full, an eviction goes down to 7/8 of the budget in whole frames (256 tokens), never further.
+    for (int f = 4; f <= 8; ++f) CHECK(cell(brows[f], "cache_tokens") >= (768 - 768 / 8 - 256) * layers(brows[f]));
 }
 
 TEST_CASE("play falls back to the reference game when the model is missing or broken and says why", "[app]") {

@@ -299,3 +299,43 @@ TEST_CASE("the cache budget evicts whole oldest frames after the sinks, never th
     CHECK(sm.evicted == 0);
     CHECK(m.size() == N);
 }
+
+TEST_CASE("TempCache candidates reach back `lookback` frames, also after the cache was compacted", "[attention]") {
+    const int64_t H = 2, D = 16, N = 6;
+    auto unit = [&] {
+        at::Tensor k = at::randn({1, H, N, D});
+        return k / k.norm(2, {-1}, true);
+    };
+    const at::Tensor k0 = unit(), k1 = unit();
+    // Frame 2 repeats frame 0: with lookback 2 every token finds its duplicate (its strict top-1, cosine 1) and
+    // merges; with lookback 1 only frame 1's unrelated keys are candidates and nothing merges.
+    for (const int lookback : {1, 2}) {
+        for (const bool compacted : {false, true}) {
+            CAPTURE(lookback, compacted);
+            auto tc = dc::make_attention(dc::AttentionSpec::parse(
+                "tempcache", R"({"tempcache": {"lookback": )" + std::to_string(lookback) + "}}"));
+            dc::KvCache c(H, D, at::kFloat, at::kCPU);
+            dc::AttentionContext ctx;
+            dc::AttentionStats st;
+            const std::vector<at::Tensor> keys = {k0, k1, k0};
+            for (int f = 0; f < 3; ++f) {
+                ctx.frame = f;
+                if (f == 2) st = dc::AttentionStats{};
+                tc->commit(c, keys[static_cast<size_t>(f)], keys[static_cast<size_t>(f)], at::randn({1, H, N, D}),
+                           ctx, &st);
+                // A compaction (here: frame 1's last row dropped) renumbers the rows; the next commit finds its
+                // candidates by a scan of the cache's frames.
+                if (compacted && f == 1) c.compact(std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+            }
+            CHECK(st.merged == (lookback == 2 ? N : 0));
+            CHECK(c.size() == (compacted ? 2 * N - 1 : 2 * N) + (lookback == 2 ? 0 : N));
+        }
+    }
+    dc::KvCache c(H, D, at::kFloat, at::kCPU);
+    commit_frames(*dc::make_attention(dc::AttentionSpec::parse("dense")), c, 2, H, N, D);
+    CHECK_THROWS_WITH(c.compact(std::vector<int64_t>{3, 2}), Catch::Contains("ascending rows in [0, 12)"));
+    CHECK_THROWS_WITH(c.compact(std::vector<int64_t>{0, 12}), Catch::Contains("ascending rows in [0, 12)"));
+    c.compact(std::vector<int64_t>{0, 5, 6});
+    CHECK(c.size() == 3);
+    CHECK(c.frame_ids() == std::vector<int64_t>{0, 1});
+}

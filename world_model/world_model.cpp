@@ -393,6 +393,10 @@ struct Session::Impl {
         c.step = step;
         c.n_steps = cfg.n_steps;
         c.measure_recall = cfg.recall_every > 0 && frame % cfg.recall_every == 0;
+        // One block per recall frame, the blocks taking turns (AttentionContext::recall_turn): a measurement is
+        // dozens of small reference ops per call, and measuring every block made a recall frame cost ~6 normal
+        // frames on an H100 (bench/results/play-h100.md).
+        if (c.measure_recall) c.recall_turn = frame / cfg.recall_every;
         return c;
     }
 

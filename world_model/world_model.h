@@ -51,8 +51,8 @@ struct SessionConfig {
                                            // inside them unless it needs the host, e.g. on recall frames); false
                                            // launches every op from the host (slower; for comparison)
     int recall_every = 8;                  // measure sparse-attention recall (≤ 32 sampled rows vs dense) on every
-                                           // Nth frame, for the overlay and metrics; 0 = never (it costs a dense
-                                           // pass over the sampled rows)
+                                           // Nth frame, in one block (the blocks take turns), for the overlay and
+                                           // metrics; 0 = never (it costs a dense pass over the sampled rows)
 };
 
 class WorldModel {
