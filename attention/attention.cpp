@@ -103,9 +103,8 @@ std::shared_ptr<HeadIndexes> topk_indexes(const KvCache& cache, const std::strin
 // A TempCache match of one frame's tokens (ComposedAttention::tempcache_match_start).
 struct TempCacheMatch {
     at::Tensor cand_t;        // [C] candidate rows on the cache's device; undefined: no candidates (append all)
-    at::Tensor match, cosv;   // CPU: [N] int64 best candidate row, [N] double cosine
-    at::Tensor pending;       // CUDA: [2, N] double (row, cosine) in pinned host memory, filled asynchronously
-    at::Tensor device_plan;   // device commit: [2 + N] int64 (M, R, merged entries) in pinned host memory
+    at::Tensor match, cosv;   // host path: [N] int64 best candidate row, [N] double cosine
+    at::Tensor device_plan;   // device path: [2 + N] int64 (M, R, merged entries) in pinned host memory
 };
 
 class ComposedAttention final : public Attention {
@@ -151,18 +150,18 @@ private:
         return mix(mix(mix(m_cfg.annsa_params.seed + static_cast<uint64_t>(layer), 0x5a), m_cfg.annsa_params.bits),
                    static_cast<uint64_t>(H * 4099 + D));
     }
-    // TempCache's commit in two halves: the match of the new tokens against the candidates (on CUDA launched, its
-    // result on its way to pinned host memory: wait for the device before apply), then the one-to-one resolution,
-    // the merges and the appends. commit_many starts every layer's match before applying any, so a commit pass
-    // waits for the device once, not once per layer.
+    // TempCache's commit, host path (the CPU; the reference the device path is tested against): the match of the
+    // new tokens against the candidates, then the one-to-one rule, the merges and the appends.
     TempCacheMatch tempcache_match_start(KvCache& cache, const at::Tensor& q, const at::Tensor& k,
                                          const AttentionContext& ctx) const;
     int64_t tempcache_apply(KvCache& cache, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const AttentionContext& ctx, TempCacheMatch& match);
     bool tempcache_merges() const { return m_cfg.tempcache && m_cfg.tempcache_params.tau <= 1.0; }
-    // CUDA: the whole commit on the device — match, the one-to-one rule (tempcache_resolve), the merges, and the new
-    // rows written after the live ones; device_plan brings M, R and the merged entries back to pinned memory, and
-    // tempcache_device_finish (after the device wait) updates the host mirrors. Same result as start + apply.
+    // Device path (CUDA): the whole commit on the device — match, the one-to-one rule (tempcache_resolve), the
+    // merges, and the new rows written after the live ones; device_plan brings M, R and the merged entries back to
+    // pinned memory, and tempcache_device_finish (after the device wait) updates the host mirrors. The same result
+    // as the host path. commit_many starts every layer's commit before finishing any, so a commit pass waits for
+    // the device once, not once per layer.
 #ifdef DC_HAVE_CUDA
     TempCacheMatch tempcache_device_start(KvCache& cache, const at::Tensor& q, const at::Tensor& k,
                                           const at::Tensor& v, const AttentionContext& ctx) const;
@@ -441,16 +440,6 @@ TempCacheMatch ComposedAttention::tempcache_match_start(KvCache& cache, const at
     if (cand.empty()) return r;
     const int64_t C = static_cast<int64_t>(cand.size());
     r.cand_t = index_tensor(cand, m.device);
-#ifdef DC_HAVE_CUDA
-    if (q.is_cuda()) {
-        // Match rows and cosines in one pinned host buffer, copied without waiting (finish_match waits).
-        auto mc = dc::cuda::tempcache_match(q.contiguous(), k.contiguous(), cache.keys(), r.cand_t);
-        at::Tensor both = at::stack({mc.first.to(at::kDouble), mc.second.to(at::kDouble)});   // [2, N]
-        r.pending = at::empty({2, N}, at::TensorOptions().dtype(at::kDouble).pinned_memory(true));
-        r.pending.copy_(both, /*non_blocking=*/true);
-        return r;
-    }
-#endif
     const auto dt = compute_dtype(k.scalar_type());
     at::Tensor qf = q[0].permute({1, 0, 2}).reshape({N, HD}).to(dt);                                        // [N, HD]
     at::Tensor kn = k[0].permute({1, 0, 2}).reshape({N, HD}).to(dt);                                        // [N, HD]
@@ -464,8 +453,8 @@ TempCacheMatch ComposedAttention::tempcache_match_start(KvCache& cache, const at
         pos = qf.mm(kc.t()).argmax(1);
     }
     at::Tensor km = kc.index_select(0, pos);   // [N, HD]
-    r.cosv = ((kn * km).sum(1) / (kn.norm(2, {1}) * km.norm(2, {1})).clamp_min(1e-30)).to(at::kDouble);
-    r.match = r.cand_t.index_select(0, pos);
+    r.cosv = ((kn * km).sum(1) / (kn.norm(2, {1}) * km.norm(2, {1})).clamp_min(1e-30)).to(at::kCPU, at::kDouble);
+    r.match = r.cand_t.index_select(0, pos).to(at::kCPU);
     return r;
 }
 
@@ -480,10 +469,6 @@ int64_t ComposedAttention::tempcache_apply(KvCache& cache, const at::Tensor& q, 
         return 0;
     }
     at::Tensor match = r.match, cosv = r.cosv;   // [N] int64 cache index, [N] cosine (CPU)
-    if (r.pending.defined()) {   // the device copy has landed (the caller waited)
-        match = r.pending[0].to(at::kLong);
-        cosv = r.pending[1];
-    }
     // One-to-one: each cache entry takes at most one new token, the most similar (lowest index on ties).
     match = match.contiguous();
     cosv = cosv.contiguous();
@@ -511,7 +496,7 @@ int64_t ComposedAttention::tempcache_apply(KvCache& cache, const at::Tensor& q, 
         }
     }
     const int64_t M = static_cast<int64_t>(src.size());
-    // idx, src and rest in one upload (pinned, without waiting, on CUDA).
+    // idx, src and rest in one index tensor.
     std::vector<int64_t> rows = idx;
     rows.insert(rows.end(), src.begin(), src.end());
     rows.insert(rows.end(), rest.begin(), rest.end());
@@ -519,35 +504,12 @@ int64_t ComposedAttention::tempcache_apply(KvCache& cache, const at::Tensor& q, 
     if (M > 0) {
         at::Tensor idx_t = rows_t.narrow(0, 0, M);
         at::Tensor src_t = rows_t.narrow(0, M, M);
-        bool done = false;
-#ifdef DC_HAVE_CUDA
-        if (q.is_cuda()) {
-            at::Tensor kk = k.contiguous(), vv = v.contiguous();
-            at::Tensor kc = m.k.narrow(2, 0, m.size), vc = m.v.narrow(2, 0, m.size);   // live views, written in place
-            at::Tensor bc = m.bias.narrow(2, 0, m.size), fc = m.frames.narrow(0, 0, m.size);
-            at::Tensor gc = m.group.narrow(0, 0, m.size);
-            dc::cuda::tempcache_merge(kc, vc, bc, fc, gc, idx_t, src_t, kk, vv, ctx.frame);
-            m.log_written(ctx.frame, idx.data(), M);
-            for (int64_t j = 0; j < M; ++j) {
-                const size_t t = static_cast<size_t>(idx[static_cast<size_t>(j)]);
-                if (--m.frame_count[m.host_frames[t]] == 0) m.frame_count.erase(m.host_frames[t]);
-                m.host_frames[t] = ctx.frame;
-                ++m.frame_count[ctx.frame];
-                m.host_group[t] += 1;
-            }
-            if (m.code_tag != 0) m.codes.index_copy_(2, idx_t, lsh_codes(k.index_select(2, src_t), m.code_planes));
-            m.touched();
-            done = true;
-        }
-#endif
-        if (!done) {
-            const auto dt = compute_dtype(cache.dtype());
-            at::Tensor g = cache.group_sizes().index_select(0, idx_t).to(dt).view({1, 1, M, 1});   // [1, 1, M, 1]
-            at::Tensor v_old = cache.values().index_select(2, idx_t).to(dt);                        // [1, H, M, D]
-            at::Tensor v_new = (v_old * g + v.index_select(2, src_t).to(dt)) / (g + 1);            // running mean
-            at::Tensor g_new = cache.group_sizes().index_select(0, idx_t) + 1;                     // [M] int32
-            cache.update(idx_t, k.index_select(2, src_t), v_new.to(cache.dtype()), ctx.frame, g_new);
-        }
+        const auto dt = compute_dtype(cache.dtype());
+        at::Tensor g = cache.group_sizes().index_select(0, idx_t).to(dt).view({1, 1, M, 1});   // [1, 1, M, 1]
+        at::Tensor v_old = cache.values().index_select(2, idx_t).to(dt);                        // [1, H, M, D]
+        at::Tensor v_new = (v_old * g + v.index_select(2, src_t).to(dt)) / (g + 1);            // running mean
+        at::Tensor g_new = cache.group_sizes().index_select(0, idx_t) + 1;                     // [M] int32
+        cache.update(idx_t, k.index_select(2, src_t), v_new.to(cache.dtype()), ctx.frame, g_new);
     }
     if (!rest.empty()) {
         const at::Tensor rest_t = rows_t.narrow(0, 2 * M, static_cast<int64_t>(rest.size()));
@@ -614,6 +576,7 @@ int64_t ComposedAttention::tempcache_device_finish(KvCache& cache, const Attenti
     }
     m.adopt_appended(R, ctx.frame);
     if (R == 0 && M > 0) m.touched();
+    m.store.reset();   // a CPU-side bucket store (never kept for CUDA caches) is rebuilt when next needed
     return M;
 }
 
@@ -676,7 +639,9 @@ void ComposedAttention::commit_many(const std::vector<CommitJob>& jobs, Attentio
     c10::NoGradGuard no_grad;
     std::vector<TempCacheMatch> matches(jobs.size());
     std::vector<bool> merging(jobs.size(), false);
-    bool wait = false;
+#ifdef DC_HAVE_CUDA
+    bool wait = false;   // a device commit is in flight
+#endif
     for (size_t i = 0; i < jobs.size(); ++i) {
         const CommitJob& j = jobs[i];
         DC_CHECK(j.cache != nullptr, "commit: job " << i << " has no cache");
@@ -685,17 +650,16 @@ void ComposedAttention::commit_many(const std::vector<CommitJob>& jobs, Attentio
         merging[i] = tempcache_merges() && j.cache->size() > 0;
         if (!merging[i]) continue;
 #ifdef DC_HAVE_CUDA
-        if (j.k.is_cuda() && !KvCacheAccess::impl(*j.cache).store) {
+        if (j.k.is_cuda()) {
             matches[i] = tempcache_device_start(*j.cache, j.q.detach(), j.k.detach(), j.v.detach(), j.ctx);
             wait = wait || matches[i].device_plan.defined();
             continue;
         }
 #endif
         matches[i] = tempcache_match_start(*j.cache, j.q.detach(), j.k.detach(), j.ctx);
-        wait = wait || matches[i].pending.defined();
     }
 #ifdef DC_HAVE_CUDA
-    if (wait) dc::cuda::synchronize();   // every layer's match rows and cosines are on the host
+    if (wait) dc::cuda::synchronize();   // every layer's device_plan has landed
 #endif
     for (size_t i = 0; i < jobs.size(); ++i) {
         const CommitJob& j = jobs[i];

@@ -736,20 +736,19 @@ __global__ void __launch_bounds__(kRowThreads) bm_combine_kernel(const BmParams 
 // lane j of each 32-partial batch loads its (m, l), and the warp accumulates the batch's outputs with independent
 // loads. The sums run in another order than bm_combine_kernel's (fp32 rounding apart, the same result).
 // Slot of partial j for bm_combine_wide_kernel: lane g ≤ P holds group g (first partial, count, stride, first slot);
-// every lane of the warp takes part. Valid for j < total.
-__device__ __forceinline__ int64_t combine_slot(int j, int P, int first, int nch, int stride, int64_t base) {
-    int64_t sl = 0;
+// every lane of the warp takes part. Valid for j < total. Slots are below rows_cap < 2^30 (bm_layout): 32 bits.
+__device__ __forceinline__ int combine_slot(int j, int P, int first, int nch, int stride, int base) {
+    int sl = 0;
     for (int g = 0; g <= P; ++g) {
         const int fg = __shfl_sync(kFullMask, first, g), ng = __shfl_sync(kFullMask, nch, g);
-        const int sg = __shfl_sync(kFullMask, stride, g);
-        const long long bg = __shfl_sync(kFullMask, static_cast<long long>(base), g);
-        if (j >= fg && j < fg + ng) sl = bg + static_cast<int64_t>(j - fg) * sg;
+        const int sg = __shfl_sync(kFullMask, stride, g), bg = __shfl_sync(kFullMask, base, g);
+        if (j >= fg && j < fg + ng) sl = bg + (j - fg) * sg;
     }
     return sl;
 }
 
 template <int D>
-__global__ void __launch_bounds__(kRowThreads) bm_combine_wide_kernel(const BmParams p) {
+__global__ void __launch_bounds__(kRowThreads, 4) bm_combine_wide_kernel(const BmParams p) {
     constexpr int kDpl = D / 32;  // dims per lane
     const DenseArgs& a = p.ba.dense;
     const int lane = static_cast<int>(threadIdx.x) & 31;
@@ -759,7 +758,7 @@ __global__ void __launch_bounds__(kRowThreads) bm_combine_wide_kernel(const BmPa
     const int n = static_cast<int>(row % a.N);
     const int nbp = p.nb + 1;
     const int P = p.ba.P;
-    int64_t base = 0;  // this lane's group of partials: slots base + c · stride, c < nch
+    int base = 0;  // this lane's group of partials: slots base + c · stride, c < nch
     int nch = 0, stride = 0;
     if (lane < P) {
         const int r = p.rank[row * P + lane];
@@ -767,13 +766,13 @@ __global__ void __launch_bounds__(kRowThreads) bm_combine_wide_kernel(const BmPa
             const int hb = h * nbp + (p.ba.probes[row * P + lane] & (p.nb - 1));
             nch = p.nchunk[hb];
             stride = p.cnt[hb];
-            base = static_cast<int64_t>(p.pbase[hb]) + r;
+            base = p.pbase[hb] + r;
         }
     } else if (lane == P) {  // the current frame
         const int hb = h * nbp + p.nb;
         nch = p.nchunk[hb];
         stride = a.N;
-        base = static_cast<int64_t>(p.pbase[hb]) + n;
+        base = p.pbase[hb] + n;
     }
     int incl = nch;  // inclusive prefix sum of the groups' counts
 #pragma unroll
@@ -785,7 +784,7 @@ __global__ void __launch_bounds__(kRowThreads) bm_combine_wide_kernel(const BmPa
     const int first = incl - nch;
     float m_all = neg_inf();
     for (int j0 = 0; j0 < total; j0 += 32) {
-        const int64_t sl = combine_slot(j0 + lane, P, first, nch, stride, base);
+        const int sl = combine_slot(j0 + lane, P, first, nch, stride, base);
         if (j0 + lane < total) m_all = fmaxf(m_all, p.ws_ml[sl].x);
     }
 #pragma unroll
@@ -797,7 +796,7 @@ __global__ void __launch_bounds__(kRowThreads) bm_combine_wide_kernel(const BmPa
     for (int i = 0; i < kDpl; ++i) acc[i] = 0.f;
     if (m_all != neg_inf()) {
         for (int j0 = 0; j0 < total; j0 += 32) {
-            const int64_t sl = combine_slot(j0 + lane, P, first, nch, stride, base);
+            const int sl = combine_slot(j0 + lane, P, first, nch, stride, base);
             float w = 0.f;
             if (j0 + lane < total) {
                 const float2 mlv = p.ws_ml[sl];
@@ -808,8 +807,8 @@ __global__ void __launch_bounds__(kRowThreads) bm_combine_wide_kernel(const BmPa
 #pragma unroll 8
             for (int e = 0; e < cnt; ++e) {
                 const float we = __shfl_sync(kFullMask, w, e);
-                const long long se = __shfl_sync(kFullMask, static_cast<long long>(sl), e);
-                const float* src = p.ws_o + se * D + lane * kDpl;
+                const int se = __shfl_sync(kFullMask, sl, e);
+                const float* src = p.ws_o + static_cast<int64_t>(se) * D + lane * kDpl;
 #pragma unroll
                 for (int i = 0; i < kDpl; ++i) acc[i] = fmaf(we, src[i], acc[i]);
             }

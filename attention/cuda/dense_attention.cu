@@ -683,7 +683,7 @@ bool rows_aligned(const Rows& r, int elem_bytes) {
 
 int block_queries(DType dtype, int D) {
     if (dtype == DType::bf16)
-        return D == 32 ? MmaCfg<32, MmaBase>::kBQ : D == 64 ? MmaCfg<64, MmaBase>::kBQ : MmaCfg<128, MmaBase>::kBQ;
+        return D == 32 ? MmaCfg<32, MmaFast>::kBQ : D == 64 ? MmaCfg<64, MmaFast>::kBQ : MmaCfg<128, MmaBase>::kBQ;
     return D == 32 ? F32Cfg<32>::kBQ : D == 64 ? F32Cfg<64>::kBQ : F32Cfg<128>::kBQ;
 }
 int block_keys(DType dtype) {
