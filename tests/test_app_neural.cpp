@@ -63,26 +63,26 @@ TEST_CASE("a scripted headless session toggles every module and the metrics show
             "frame 13 set attention=tempcache\n"
             "frame 19 set attention=tempcache+window\n"
             "frame 24 set attention=annsa+annca\n");
-    const auto r = dc_test::run_dreamcaster(neural_args(model) + " --frames 28 --toggles '" + dir.file("toggles.txt") +
+    const auto r = dc_test::run_dreamcaster(neural_args(model) + " --frames 68 --toggles '" + dir.file("toggles.txt") +
                                             "' --metrics '" + dir.file("m.csv") + "'");
     INFO(r.output);
     REQUIRE(r.code == 0);
-    CHECK_THAT(r.output, Catch::Contains("28 frames headless with the neural engine"));
+    CHECK_THAT(r.output, Catch::Contains("68 frames headless with the neural engine"));
     CHECK_THAT(r.output,
                Catch::Contains("frame 7: attention window") && Catch::Contains("frame 24: attention annsa+annca"));
     const auto rows = dc_test::read_csv(dir.file("m.csv"));
-    REQUIRE(rows.size() == 29);
+    REQUIRE(rows.size() == 69);
     const auto type = [&](int f) { return rows[f].at("attention"); };
     const auto tokens = [&](int f) { return cell(rows[f], "cache_tokens"); };
-    for (int f = 0; f <= 28; ++f) REQUIRE(cell(rows[f], "frame") == f);
+    for (int f = 0; f <= 68; ++f) REQUIRE(cell(rows[f], "frame") == f);
     for (int f = 1; f <= 6; ++f) CHECK(type(f) == "dense");
     for (int f = 7; f <= 12; ++f) CHECK(type(f) == "window");
     for (int f = 13; f <= 18; ++f) CHECK(type(f) == "tempcache");
     for (int f = 19; f <= 23; ++f) CHECK(type(f) == "tempcache+window");
-    for (int f = 24; f <= 28; ++f) CHECK(type(f) == "annsa+annca");
+    for (int f = 24; f <= 68; ++f) CHECK(type(f) == "annsa+annca");
 
     // Every neural frame has its latency split, memory and settings; the CPU has no GPU figures.
-    for (int f = 1; f <= 28; ++f) {
+    for (int f = 1; f <= 68; ++f) {
         INFO("frame " << f);
         CHECK(cell(rows[f], "denoise_ms") > 0);
         CHECK(cell(rows[f], "commit_ms") > 0);
@@ -120,12 +120,12 @@ TEST_CASE("a scripted headless session toggles every module and the metrics show
         CHECK(cell(rows[f], "kept_fraction") > 0);
         CHECK(cell(rows[f], "kept_fraction") < 1);
     }
-    // Recall of the sparse kernel is sampled every 8th frame (SessionConfig::recall_every): nothing to measure while
-    // attention is dense; measured at frame 24 and shown until the next measurement.
-    for (int f = 1; f <= 23; ++f) CHECK(cell(rows[f], "recall") == -1);
-    CHECK(cell(rows[24], "recall") > 0);
-    CHECK(cell(rows[24], "recall") <= 1);
-    for (int f = 25; f <= 28; ++f) CHECK(cell(rows[f], "recall") == cell(rows[24], "recall"));
+    // Recall of the sparse kernel is sampled every 64th frame (SessionConfig::recall_every): nothing measured
+    // before the first sampled frame after AnnSA is on (frame 24 → 64); shown until the next measurement.
+    for (int f = 1; f <= 63; ++f) CHECK(cell(rows[f], "recall") == -1);
+    CHECK(cell(rows[64], "recall") > 0);
+    CHECK(cell(rows[64], "recall") <= 1);
+    for (int f = 65; f <= 68; ++f) CHECK(cell(rows[f], "recall") == cell(rows[64], "recall"));
 }
 
 TEST_CASE("a prompt change in a headless script restyles the dream from that frame on", "[app]") {
