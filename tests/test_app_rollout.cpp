@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 
+#include "app/kineto_trace.h"
 #include "app/rollout_bench.h"
 #include "common/common.h"
 #include "game/game.h"
@@ -144,7 +145,24 @@ TEST_CASE("bench rollout names what it expected for bad input", "[app]") {
     CHECK(eager.params_json == all.params_json);
     c.configs = {"flash-eager"};
     CHECK(error_of(c).find("unknown configuration \"flash\"") != std::string::npos);
+    // "-budgetN" caps each layer's cache at N tokens; N must be a positive whole number.
+    const dc::app::RolloutConfigDef budget = dc::app::rollout_config("all-budget32768");
+    CHECK(budget.type == all.type);
+    CHECK(budget.max_cache_tokens == 32768);
+    CHECK(all.max_cache_tokens == 0);
+    const dc::app::RolloutConfigDef both = dc::app::rollout_config("window16-eager-budget4096");
+    CHECK(both.max_cache_tokens == 4096);
+    CHECK_FALSE(both.cuda_graphs);
+    for (const std::string bad_budget : {"all-budget0", "all-budget", "all-budget12x"}) {
+        c.configs = {bad_budget};
+        CHECK(error_of(c).find("expected <configuration>-budgetN with N ≥ 1 tokens per layer") != std::string::npos);
+    }
     c.configs = {"dense"};
+    if (!dc::app::KinetoTrace::available()) {   // CPU LibTorch: no profiler to write traces with
+        c.trace_at = 5;
+        CHECK(error_of(c).find("--trace-at: expected a CUDA build") != std::string::npos);
+        c.trace_at = 0;
+    }
     c.frames = 0;
     CHECK(error_of(c).find("--frames: expected a positive frame count, found 0") != std::string::npos);
     c.frames = 3;
