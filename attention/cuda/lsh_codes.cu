@@ -167,7 +167,8 @@ __global__ void __launch_bounds__(kProbeThreads)
 // sets only use the k = min(bits, P − 1) cheapest positions (their k singletons already cost no more than any set
 // that uses another position), so the warp enumerates the 2^k masks over those positions and picks P − 1 of them by
 // rounds of a warp arg-min over (cost, mask) strictly after the previous pick: the heap's order, with costs summed
-// afresh instead of incrementally (two near-equal costs may swap; the tests allow for that).
+// afresh instead of incrementally (two near-equal costs may swap; the tests allow for that). With P = 1 it writes
+// the codes alone: lsh_codes runs it so for a frame's rows.
 constexpr int kWarpProbeMaxK = 10;
 constexpr int kWarpProbeMaxD = 256;
 constexpr int kWarpProbeWarps = 8;
@@ -189,23 +190,6 @@ __device__ __forceinline__ float warp_project(const T* row, const float* pl, int
         }
     }
     return acc;
-}
-
-// Codes of a few rows (a frame's keys): one warp per row, lane b the projection on plane b. lsh_codes_kernel's one
-// thread per row is the better shape for a whole cache; for a frame its serial row is the call's latency.
-template <typename T>
-__global__ void __launch_bounds__(kWarpProbeWarps * 32)
-    lsh_codes_warp_kernel(const T* __restrict__ x, const float* __restrict__ planes, int H, int64_t rows, int D,
-                          int bits, int32_t* __restrict__ codes) {
-    float* pl = dynamic_smem<float>();  // [D, bits]
-    const int64_t bh = blockIdx.y;
-    load_planes(planes, static_cast<int>(bh % H), D, bits, pl);
-    const int lane = static_cast<int>(threadIdx.x) & 31;
-    const int64_t t = static_cast<int64_t>(blockIdx.x) * kWarpProbeWarps + (threadIdx.x >> 5);
-    if (t >= rows) return;  // warp-uniform
-    const float acc = warp_project(x + (bh * rows + t) * D, pl, D, bits, lane);
-    const unsigned code = __ballot_sync(kFullMask, lane < bits && acc > 0.f);
-    if (lane == 0) codes[bh * rows + t] = static_cast<int32_t>(code);
 }
 
 template <typename T>
@@ -289,14 +273,14 @@ cudaError_t lsh_codes(DType dtype, const void* x, const float* planes, int B, in
     if (smem > 48 * 1024 || static_cast<int64_t>(B) * H > 65535 || blocks_x > 0x7fffffff) return cudaErrorInvalidValue;
     if (x == nullptr || planes == nullptr || codes == nullptr) return cudaErrorInvalidValue;
     if ((D & 7) == 0 && reinterpret_cast<uintptr_t>(x) % 16 != 0) return cudaErrorInvalidValue;  // load8
-    if (T <= kWarpCodesMaxRows && D <= kWarpProbeMaxD) {
+    if (T <= kWarpCodesMaxRows && D <= kWarpProbeMaxD) {   // a frame's rows: the probe kernel with one probe
         const dim3 wgrid(static_cast<unsigned>(ceil_div(T, kWarpProbeWarps)), static_cast<unsigned>(B * H));
         if (dtype == DType::bf16)
-            DC_LAUNCH(lsh_codes_warp_kernel<__nv_bfloat16>, wgrid, kWarpProbeWarps * 32, smem, stream,
-                      static_cast<const __nv_bfloat16*>(x), planes, H, T, D, bits, codes);
+            DC_LAUNCH(lsh_probe_warp_kernel<__nv_bfloat16>, wgrid, kWarpProbeWarps * 32, smem, stream,
+                      static_cast<const __nv_bfloat16*>(x), planes, H, T, D, bits, 1, codes);
         else
-            DC_LAUNCH(lsh_codes_warp_kernel<float>, wgrid, kWarpProbeWarps * 32, smem, stream,
-                      static_cast<const float*>(x), planes, H, T, D, bits, codes);
+            DC_LAUNCH(lsh_probe_warp_kernel<float>, wgrid, kWarpProbeWarps * 32, smem, stream,
+                      static_cast<const float*>(x), planes, H, T, D, bits, 1, codes);
         return cudaGetLastError();
     }
     const dim3 grid(static_cast<unsigned>(blocks_x), static_cast<unsigned>(B * H));
