@@ -808,6 +808,7 @@ __global__ void __launch_bounds__(kRowThreads, 4) bm_combine_wide_kernel(const B
             for (int e = 0; e < cnt; ++e) {
                 const float we = __shfl_sync(kFullMask, w, e);
                 const int se = __shfl_sync(kFullMask, sl, e);
+                if (we == 0.f) continue;  // warp-uniform; as bm_combine_kernel, an empty partial's o is not read
                 const float* src = p.ws_o + static_cast<int64_t>(se) * D + lane * kDpl;
 #pragma unroll
                 for (int i = 0; i < kDpl; ++i) acc[i] = fmaf(we, src[i], acc[i]);
