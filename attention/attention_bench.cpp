@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <sstream>
+#include <utility>
 
 #include "attention/ann.h"
 #include "attention/attention.h"
@@ -249,6 +250,19 @@ std::string dense_bandwidth_section(const AttentionBenchConfig& c) {
        << ", " << c.dtype << "): split-KV kernel " << fmt("%.3f", dense_ms) << " ms for " << fmt("%.0f", kv_bytes / 1e6)
        << " MB of keys, values and bias = " << fmt("%.0f", dense_gbs) << " GB/s; device copy (read + write) "
        << fmt("%.0f", copy_gbs) << " GB/s; kernel / copy = " << fmt("%.0f%%", 100 * dense_gbs / copy_gbs) << ".";
+    if (dt == at::kBFloat16) {
+        // The same call on each bf16 kernel (dense_attention picks wgmma where it runs, else mma_sync).
+        for (auto [kernel, name] : {std::pair{dc::cuda::DenseKernel::mma_sync, "mma_sync"},
+                                    std::pair{dc::cuda::DenseKernel::wgmma, "wgmma"}}) {
+            if (kernel == dc::cuda::DenseKernel::wgmma && !dc::cuda::dense_wgmma_available(D)) continue;
+            const double ms = timed([&] {
+                return dc::cuda::dense_attention_using(kernel, q, cache.keys(), cache.values(), cache.bias(),
+                                                       cache.frames(), k, v, at::Tensor(), c.frames);
+            });
+            os << " Kernel " << name << ": " << fmt("%.3f", ms) << " ms = " << fmt("%.0f", kv_bytes / (ms * 1e6))
+               << " GB/s = " << fmt("%.0f%%", 100 * kv_bytes / (ms * 1e6) / copy_gbs) << " of copy.";
+        }
+    }
 #if TORCH_VERSION_MAJOR >= 2
     {
         at::Tensor kk = at::cat({cache.keys(), k}, 2), vv = at::cat({cache.values(), v}, 2);

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <vector>
 
 #ifdef DC_HAVE_CUDA
@@ -117,14 +118,64 @@ TEST_CASE("cuda dense attention matches a float64 reference", "[cuda][attention]
         at::Tensor ku = randn({1, c.H, c.N, c.D}, c.dtype).to(kCuda), vu = randn({1, c.H, c.N, c.D}, c.dtype).to(kCuda);
         at::Tensor slope = c.slope ? (at::rand({c.H}, cpu(at::kFloat)) * 0.02).to(kCuda) : at::Tensor();
         if (c.strided) q = q.transpose(1, 2).contiguous().transpose(1, 2);  // [1, H, N, D] with N outermost
-        poison_allocator(c.H * c.N * c.D * 4);
-        at::Tensor out = dc::cuda::dense_attention(q, kc, vc, bias, frames, ku, vu, slope, 500);
-        REQUIRE(out.sizes() == q.sizes());
-        REQUIRE(out.scalar_type() == c.dtype);
-        REQUIRE(out.device() == kCuda);
-        CHECK(all_finite(out));
         at::Tensor ref = reference(q, kc, vc, bias, frames, ku, vu, slope, 500);
-        CHECK(rel_err(out, ref) < tolerance(c.dtype));
+        // Every bf16 kernel that runs here: mma_sync always, wgmma on Hopper (D = 64), and the default choice.
+        std::vector<dc::cuda::DenseKernel> kernels = {dc::cuda::DenseKernel::best};
+        if (c.dtype == at::kBFloat16) {
+            kernels.push_back(dc::cuda::DenseKernel::mma_sync);
+            if (dc::cuda::dense_wgmma_available(c.D)) kernels.push_back(dc::cuda::DenseKernel::wgmma);
+        }
+        for (dc::cuda::DenseKernel kernel : kernels) {
+            CAPTURE(static_cast<int>(kernel));
+            poison_allocator(c.H * c.N * c.D * 4);
+            at::Tensor out = dc::cuda::dense_attention_using(kernel, q, kc, vc, bias, frames, ku, vu, slope, 500);
+            REQUIRE(out.sizes() == q.sizes());
+            REQUIRE(out.scalar_type() == c.dtype);
+            REQUIRE(out.device() == kCuda);
+            CHECK(all_finite(out));
+            CHECK(rel_err(out, ref) < tolerance(c.dtype));
+        }
+    }
+    if (!dc::cuda::dense_wgmma_available(64)) WARN("no wgmma dense kernel on this card or build: mma_sync tested");
+#endif
+}
+
+TEST_CASE("cuda dense attention: the wgmma kernel matches mma_sync on a long cache and refuses what it cannot run",
+          "[cuda][attention]") {
+#ifndef DC_HAVE_CUDA
+    WARN("built without the CUDA kernels (CPU LibTorch): skipped");
+#else
+    if (!cuda_ready()) return;
+    at::manual_seed(13);
+    const at::Tensor none;
+    auto bf = [](at::IntArrayRef sizes) { return randn(sizes, at::kBFloat16).to(kCuda); };
+    if (dc::cuda::dense_wgmma_available(64)) {
+        // Model-shaped: 6 heads × 64, a frame of 256 queries over 200 frames of cache (many chunks, rescales).
+        const int64_t H = 6, N = 256, T = 200 * 256;
+        at::Tensor q = (randn({1, H, N, 64}, at::kFloat) * 2).to(at::kBFloat16).to(kCuda);
+        at::Tensor kc = bf({1, H, T, 64}), vc = bf({1, H, T, 64}), ku = bf({1, H, N, 64}), vu = bf({1, H, N, 64});
+        at::Tensor bias = (at::rand({1, H, T}, cpu(at::kFloat)) * 3).to(kCuda);
+        at::Tensor frames = at::arange(T, cpu(at::kLong)).div(256, "floor").to(kCuda);
+        at::Tensor slope = at::full({H}, 0.01f, cpu(at::kFloat)).to(kCuda);
+        at::Tensor w = dc::cuda::dense_attention_using(dc::cuda::DenseKernel::wgmma, q, kc, vc, bias, frames, ku, vu,
+                                                       slope, 200);
+        at::Tensor m = dc::cuda::dense_attention_using(dc::cuda::DenseKernel::mma_sync, q, kc, vc, bias, frames, ku,
+                                                       vu, slope, 200);
+        CHECK(all_finite(w));
+        CHECK(rel_err(w, m) < 1e-2);
+        CHECK(at::equal(w, dc::cuda::dense_attention(q, kc, vc, bias, frames, ku, vu, slope, 200)));  // best = wgmma
+    } else {
+        WARN("no wgmma dense kernel on this card or build: comparison skipped");
+    }
+    // Head dim 32 has no wgmma kernel anywhere: asking for it says what it needs and what it found.
+    try {
+        (void)dc::cuda::dense_attention_using(dc::cuda::DenseKernel::wgmma, bf({1, 2, 16, 32}), bf({1, 2, 0, 32}),
+                                              bf({1, 2, 0, 32}), none, none, bf({1, 2, 16, 32}), bf({1, 2, 16, 32}),
+                                              none, 0);
+        FAIL("expected an error");
+    } catch (const dc::Error& e) {
+        CHECK(std::string(e.message()).find("the wgmma kernel needs bfloat16 heads of 64") != std::string::npos);
+        CHECK(std::string(e.message()).find("found head dim 32") != std::string::npos);
     }
 #endif
 }

@@ -188,9 +188,36 @@ std::string device_name(int index) {
 at::Tensor dense_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
                            const at::Tensor& bias, const at::Tensor& frames, const at::Tensor& k_cur,
                            const at::Tensor& v_cur, const at::Tensor& slope, int64_t frame) {
+    return dense_attention_using(DenseKernel::best, q, k_cache, v_cache, bias, frames, k_cur, v_cur, slope, frame);
+}
+
+bool dense_wgmma_available(int64_t head_dim) {
+    kn::DenseArgs a;
+    a.dtype = kn::DType::bf16;
+    a.D = static_cast<int>(head_dim);
+    return available() && kn::dense_wgmma_available(a);
+}
+
+at::Tensor dense_attention_using(DenseKernel kernel, const at::Tensor& q, const at::Tensor& k_cache,
+                                 const at::Tensor& v_cache, const at::Tensor& bias, const at::Tensor& frames,
+                                 const at::Tensor& k_cur, const at::Tensor& v_cur, const at::Tensor& slope,
+                                 int64_t frame) {
     const char* fn = "dc::cuda::dense_attention";
     AttentionInputs in = attention_inputs(fn, q, k_cache, v_cache, bias, frames, k_cur, v_cur, slope, frame);
     const c10::cuda::CUDAGuard guard(q.device());
+    in.args.kernel = kernel == DenseKernel::wgmma      ? kn::DenseKernel::wgmma
+                     : kernel == DenseKernel::mma_sync ? kn::DenseKernel::mma_sync
+                                                       : kn::DenseKernel::best;
+    if (kernel == DenseKernel::wgmma && in.args.dtype == kn::DType::bf16) {
+        int dev = 0, major = 0, minor = 0;
+        (void)cudaGetDevice(&dev);
+        (void)cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+        (void)cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+        DC_CHECK(kn::dense_wgmma_available(in.args),
+                 fn << ": the wgmma kernel needs bfloat16 heads of 64 on a compute-capability-9.0 card (H100, H200) "
+                    << "in a build for sm_90a; found head dim " << in.args.D << " on compute capability " << major
+                    << "." << minor);
+    }
     at::Tensor out = at::empty({1, in.args.H, in.args.N, in.args.D}, q.options());  // [1, H, N, D]
     if (in.args.N == 0 || in.args.H == 0) return out;
     in.args.out = out.data_ptr();

@@ -26,6 +26,16 @@ void synchronize();                        // waits for all queued work of the c
 at::Tensor dense_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
                            const at::Tensor& bias, const at::Tensor& frames, const at::Tensor& k_cur,
                            const at::Tensor& v_cur, const at::Tensor& slope, int64_t frame);
+// The bf16 kernels: wgmma (Hopper warpgroup MMA, D = 64, on a compute-capability-9.0 card in a build for sm_90a),
+// mma_sync (any D, sm_80 and later); dense_attention runs best = wgmma where it can, else mma_sync. Asking for
+// wgmma where it cannot run is an error that says why; float32 inputs run their CUDA-core kernel whatever is asked.
+enum class DenseKernel { best, mma_sync, wgmma };
+at::Tensor dense_attention_using(DenseKernel kernel, const at::Tensor& q, const at::Tensor& k_cache,
+                                 const at::Tensor& v_cache, const at::Tensor& bias, const at::Tensor& frames,
+                                 const at::Tensor& k_cur, const at::Tensor& v_cur, const at::Tensor& slope,
+                                 int64_t frame);
+// Whether the wgmma kernel runs bf16 heads of head_dim on the current device in this build.
+bool dense_wgmma_available(int64_t head_dim);
 
 // LSH codes: sign bits of projections. x [B, H, T, D]; planes [H, D, bits] f32 (bits ≤ 16) → codes [B, H, T] i32,
 // code = Σ_b [x·planes[:, :, b] > 0] << b.

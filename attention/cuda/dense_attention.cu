@@ -500,6 +500,321 @@ __global__ void __launch_bounds__(kThreads, 1) dense_mma_kernel(const DenseKerne
     }
 }
 
+// ---- bf16, D = 64, Hopper: warpgroup MMA (wgmma, sm_90a) ------------------------------------------------------------
+// dense_wgmma_kernel: one block of 4 warpgroups (512 threads) takes one head, 256 queries (64 per warpgroup) and one
+// chunk of keys, like dense_mma_kernel, but its MMAs are wgmma: asynchronous, issued once per warpgroup, with K and V
+// read by the tensor cores straight from shared memory, so the CUDA cores only run the softmax.
+//   - Shared memory holds Q (all 256 rows) and kWgStages tiles of 64 keys' K and V, each tile as 64 rows of 128 bytes
+//     with 16-byte chunk c of row r at position c ^ (r & 7): the hardware's 128-byte swizzle, so one descriptor form
+//     (wgmma_desc) serves Q and K (K-major: the head dims of a row are contiguous) and V (N-major: B[key][dim]).
+//   - Per tile a warpgroup issues S = Q·Kᵀ (4 × m64n64k16, A = Q from shared memory), waits, takes the softmax of its
+//     32 S registers per thread as in dense_mma_kernel (log2 units, lazy rescale), packs P to bf16 A fragments — the
+//     wgmma accumulator layout is the mma.sync one per 8 columns, so the S registers of keys 16kk..16kk+15 are the A
+//     fragment of k-step kk as they stand — and issues O += P·V (4 × m64n64k16, A from registers) without waiting for
+//     it: P·V of one tile runs while the barrier, the loads and S of the next are issued. The four warpgroups share the
+//     tensor cores, so one's softmax overlaps another's MMAs.
+//   - cp.async copies tile it + kWgStages − 2 into the stage of tile it − 2 (its P·V finished at the previous
+//     iteration's wait in every warpgroup); generic-proxy writes are fenced for the async proxy before the barrier.
+constexpr int kWgD = 64;
+constexpr int kWgGroups = 4;                  // warpgroups per block
+constexpr int kWgThreads = 128 * kWgGroups;   // 512
+constexpr int kWgBQ = 64 * kWgGroups;         // queries per block (= MmaCfg<64, MmaFast>::kBQ: one plan for both)
+constexpr int kWgBK = kPlanKeys;              // keys per tile
+constexpr int kWgStages = 6;                  // shared-memory stages (tiles in flight: kWgStages − 3)
+constexpr int kWgTileBytes = kWgBK * kWgD * 2;  // 8 KB per K or V tile (a multiple of the 1024-byte swizzle atom)
+constexpr size_t kWgSmemBytes =
+    1024 + static_cast<size_t>(kWgBQ) * kWgD * 2 + kWgStages * (2 * kWgTileBytes + kWgBK * sizeof(float));
+static_assert(kWgBQ == MmaCfg<64, MmaFast>::kBQ, "the wgmma and mma.sync kernels share one DensePlan");
+static_assert(kWgStages >= 4, "a stage is refilled two tiles after its P·V was issued");
+
+// Shared-memory matrix descriptor (PTX ISA, wgmma): start address, leading byte offset (unused by these layouts: 1),
+// stride byte offset 1024 (from one 8-row group of 128-byte rows to the next), 128-byte swizzle.
+__device__ __forceinline__ uint64_t wgmma_desc(uint32_t smem_addr) {
+    return static_cast<uint64_t>((smem_addr & 0x3FFFFu) >> 4) | (uint64_t{1} << 16) | (uint64_t{1024 >> 4} << 32) |
+           (uint64_t{1} << 62);
+}
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+__device__ __forceinline__ void wgmma_fence() {
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void wgmma_commit() {
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Orders the compiler's accesses to accumulator registers after a wgmma_wait (the asm names them, so reads cannot
+// move above it).
+__device__ __forceinline__ void wgmma_pin(float (&d)[32]) {
+#pragma unroll
+    for (int i = 0; i < 32; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+__device__ __forceinline__ void fence_proxy_async() {
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+#define DC_WGMMA_D32                                                                                                \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, " \
+    "%24, %25, %26, %27, %28, %29, %30, %31}"
+#define DC_WGMMA_D32_OPS(d)                                                                                          \
+    "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),      \
+        "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),       \
+        "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),      \
+        "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+
+// d (64×64 f32) = A·B (+ d if accumulate): A 64×16 and B 16×64 bf16 in shared memory, both K-major.
+__device__ __forceinline__ void wgmma_ss(float (&d)[32], uint64_t da, uint64_t db, int accumulate) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " DC_WGMMA_D32 ", %32, %33, p, 1, 1, 0, 0;\n}\n"
+        : DC_WGMMA_D32_OPS(d)
+        : "l"(da), "l"(db), "r"(accumulate));
+}
+// d (64×64 f32) += A·B: A 64×16 bf16 in registers (mma.sync A-fragment layout per warp), B 16×64 bf16 in shared
+// memory, N-major.
+__device__ __forceinline__ void wgmma_rs(float (&d)[32], const uint32_t (&a)[4], uint64_t db) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " DC_WGMMA_D32 ", {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+        : DC_WGMMA_D32_OPS(d)
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
+}
+#undef DC_WGMMA_D32
+#undef DC_WGMMA_D32_OPS
+#endif
+
+__global__ void __launch_bounds__(kWgThreads, 1) dense_wgmma_kernel(const DenseKernelParams p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int D = kWgD;
+    const DenseArgs& a = p.a;
+    int qt, chunk, h;
+    decode_block(p.plan, qt, chunk, h);
+    const int tile0 = chunk * p.plan.chunk_tiles;
+    const int64_t key0 = static_cast<int64_t>(tile0) * kWgBK;
+    const int64_t plan_end = static_cast<int64_t>(min(tile0 + p.plan.chunk_tiles, p.plan.tiles_total)) * kWgBK;
+    const int64_t key_end = plan_end < a.T + a.N ? plan_end : a.T + a.N;
+    const int n_tiles = static_cast<int>(ceil_div(key_end - key0, kWgBK));
+
+    // Shared memory from a 1024-byte boundary (the swizzle pattern's period): Q [256][64], K and V [stages][64][64],
+    // kb [stages][64].
+    unsigned char* raw = dynamic_smem<unsigned char>();
+    const uint32_t raw_s = static_cast<uint32_t>(__cvta_generic_to_shared(raw));
+    unsigned char* base = raw + ((1024u - (raw_s & 1023u)) & 1023u);
+    __nv_bfloat16* qs = reinterpret_cast<__nv_bfloat16*>(base);
+    __nv_bfloat16* ks = qs + kWgBQ * D;
+    __nv_bfloat16* vs = ks + kWgStages * kWgBK * D;
+    float* kbs = reinterpret_cast<float*>(vs + kWgStages * kWgBK * D);
+    const uint32_t qs_s = static_cast<uint32_t>(__cvta_generic_to_shared(qs));
+    const uint32_t ks_s = static_cast<uint32_t>(__cvta_generic_to_shared(ks));
+    const uint32_t vs_s = static_cast<uint32_t>(__cvta_generic_to_shared(vs));
+
+    const int tid = static_cast<int>(threadIdx.x);
+    const int wg = tid >> 7;          // warpgroup: query rows wg·64 .. wg·64 + 63 of the block
+    const int warp = (tid >> 5) & 3;  // warp in the warpgroup: rows warp·16 .. warp·16 + 15 of those
+    const int lane = tid & 31;
+    const int g = lane >> 2;
+    const int t4 = lane & 3;
+    const float slope = a.slope != nullptr ? a.slope[h] : 0.f;
+
+    // Each thread copies one 16-byte chunk of one key row of K and of V per tile.
+    const int lr = tid >> 3;
+    const int lc = tid & 7;
+    const int lofs = lr * D + ((lc ^ (lr & 7)) * 8);
+    auto load_tile = [&](int st, int64_t t0) {
+        const int64_t t = t0 + lr;
+        __nv_bfloat16* kd = ks + st * kWgBK * D + lofs;
+        __nv_bfloat16* vd = vs + st * kWgBK * D + lofs;
+        if (t >= key_end) {
+            *reinterpret_cast<uint4*>(kd) = make_uint4(0u, 0u, 0u, 0u);
+            *reinterpret_cast<uint4*>(vd) = make_uint4(0u, 0u, 0u, 0u);
+        } else if (t < a.T) {
+            const __nv_bfloat16* kc = static_cast<const __nv_bfloat16*>(a.k_cache.ptr) + h * a.k_cache.stride_h;
+            const __nv_bfloat16* vc = static_cast<const __nv_bfloat16*>(a.v_cache.ptr) + h * a.v_cache.stride_h;
+            cp_async_16(kd, kc + t * a.k_cache.stride_r + lc * 8);
+            cp_async_16(vd, vc + t * a.v_cache.stride_r + lc * 8);
+        } else {
+            const int64_t u = t - a.T;
+            const __nv_bfloat16* ku = static_cast<const __nv_bfloat16*>(a.k_cur.ptr) + h * a.k_cur.stride_h;
+            const __nv_bfloat16* vu = static_cast<const __nv_bfloat16*>(a.v_cur.ptr) + h * a.v_cur.stride_h;
+            cp_async_16(kd, ku + u * a.k_cur.stride_r + lc * 8);
+            cp_async_16(vd, vu + u * a.v_cur.stride_r + lc * 8);
+        }
+    };
+
+    // Prologue: Q with tile 0, then tiles 1 .. kWgStages − 3, one cp.async group each; kb of those tiles stored but
+    // the last, whose raw inputs stay in (rb, rf) for iteration 0.
+    {
+        const __nv_bfloat16* qh = static_cast<const __nv_bfloat16*>(a.q.ptr) + h * a.q.stride_h;
+#pragma unroll
+        for (int i = 0; i < kWgBQ * 8 / kWgThreads; ++i) {
+            const int idx = tid + i * kWgThreads;
+            const int r = idx >> 3;
+            const int c = idx & 7;
+            const int row = qt * kWgBQ + r;
+            __nv_bfloat16* dst = qs + r * D + ((c ^ (r & 7)) * 8);
+            if (row < a.N)
+                cp_async_16(dst, qh + row * a.q.stride_r + c * 8);
+            else
+                *reinterpret_cast<uint4*>(dst) = make_uint4(0u, 0u, 0u, 0u);
+        }
+    }
+    float rb = 0.f;
+    int64_t rf = 0;
+#pragma unroll
+    for (int s = 0; s <= kWgStages - 3; ++s) {
+        if (s < n_tiles) {
+            const int64_t t0 = key0 + static_cast<int64_t>(s) * kWgBK;
+            load_tile(s, t0);
+            if (tid < kWgBK) {
+                kb_load(a, h, t0 + tid, key_end, rb, rf);
+                if (s < kWgStages - 3) kbs[s * kWgBK + tid] = kb_value(rb, rf, slope, a.frame);
+            }
+        }
+        cp_async_commit();
+    }
+
+    float o[32];
+#pragma unroll
+    for (int i = 0; i < 32; ++i) o[i] = 0.f;
+    float m_run[2] = {neg_inf(), neg_inf()};  // rows g and g + 8 of the warp's 16
+    float l_run[2] = {0.f, 0.f};
+    const uint64_t q_desc = wgmma_desc(qs_s + wg * (64 * D * 2));
+
+    // A do-while (a block has ≥ 1 tile): with a zero-trip path the compiler merges a second definition of o into
+    // the loop's exit, and ptxas then serialises every wgmma (its advisory C7515).
+    int it = 0;
+    do {
+        cp_async_wait<kWgStages - 3>();  // this thread's copies of tile it have landed
+        fence_proxy_async();             // ... and are visible to the tensor cores' reads
+        __syncthreads();  // everybody's have; every warpgroup's P·V of tile it − 2 is done (its wait at it − 1)
+        const int tk = it + kWgStages - 3;  // its kb inputs were loaded one iteration ago
+        if (tid < kWgBK && tk < n_tiles) kbs[(tk % kWgStages) * kWgBK + tid] = kb_value(rb, rf, slope, a.frame);
+        const int tn = it + kWgStages - 2;  // into the stage of tile it − 2
+        if (tn < n_tiles) {
+            const int64_t t0 = key0 + static_cast<int64_t>(tn) * kWgBK;
+            load_tile(tn % kWgStages, t0);
+            if (tid < kWgBK) kb_load(a, h, t0 + tid, key_end, rb, rf);
+        }
+        cp_async_commit();
+
+        const int st = it % kWgStages;
+        const uint64_t k_desc = wgmma_desc(ks_s + st * kWgTileBytes);
+        const uint64_t v_desc = wgmma_desc(vs_s + st * kWgTileBytes);
+        float s[32];
+        wgmma_fence();
+#pragma unroll
+        for (int k = 0; k < D / 16; ++k) wgmma_ss(s, q_desc + 2 * k, k_desc + 2 * k, k);  // +32 bytes per k-step
+        wgmma_commit();
+        wgmma_wait<0>();  // S of this tile, and P·V of the previous one
+        wgmma_pin(s);
+        wgmma_pin(o);
+
+        // Logits in log2 units and the row maxima; s[4j + e]: key 8j + 2·t4 + (e & 1), row g (e < 2) or g + 8.
+        const float* kbt = kbs + st * kWgBK;
+        float mx0 = neg_inf(), mx1 = neg_inf();
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const float2 kb2 = *reinterpret_cast<const float2*>(kbt + 8 * j + 2 * t4);
+            s[4 * j + 0] = fmaf(s[4 * j + 0], p.scale_log2, kb2.x);
+            s[4 * j + 1] = fmaf(s[4 * j + 1], p.scale_log2, kb2.y);
+            s[4 * j + 2] = fmaf(s[4 * j + 2], p.scale_log2, kb2.x);
+            s[4 * j + 3] = fmaf(s[4 * j + 3], p.scale_log2, kb2.y);
+            mx0 = fmaxf(mx0, fmaxf(s[4 * j + 0], s[4 * j + 1]));
+            mx1 = fmaxf(mx1, fmaxf(s[4 * j + 2], s[4 * j + 3]));
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(kFullMask, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(kFullMask, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(kFullMask, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(kFullMask, mx1, 2));
+        const bool raise0 = mx0 > m_run[0] + kRescaleSlack;
+        const bool raise1 = mx1 > m_run[1] + kRescaleSlack;
+        if (__any_sync(kFullMask, raise0 || raise1)) {
+            if (raise0) {
+                const float alpha = exp2_fast(m_run[0] - mx0);  // 0 when m_run = −inf
+                m_run[0] = mx0;
+                l_run[0] *= alpha;
+#pragma unroll
+                for (int j = 0; j < 8; ++j) {
+                    o[4 * j + 0] *= alpha;
+                    o[4 * j + 1] *= alpha;
+                }
+            }
+            if (raise1) {
+                const float alpha = exp2_fast(m_run[1] - mx1);
+                m_run[1] = mx1;
+                l_run[1] *= alpha;
+#pragma unroll
+                for (int j = 0; j < 8; ++j) {
+                    o[4 * j + 2] *= alpha;
+                    o[4 * j + 3] *= alpha;
+                }
+            }
+        }
+        const float mu0 = m_run[0] == neg_inf() ? 0.f : m_run[0];
+        const float mu1 = m_run[1] == neg_inf() ? 0.f : m_run[1];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            s[4 * j + 0] = exp2_fast(s[4 * j + 0] - mu0);
+            s[4 * j + 1] = exp2_fast(s[4 * j + 1] - mu0);
+            s[4 * j + 2] = exp2_fast(s[4 * j + 2] - mu1);
+            s[4 * j + 3] = exp2_fast(s[4 * j + 3] - mu1);
+            l_run[0] += s[4 * j + 0] + s[4 * j + 1];
+            l_run[1] += s[4 * j + 2] + s[4 * j + 3];
+        }
+        // A fragment of k-step kk (keys 16kk .. 16kk + 15): n-tiles 2kk and 2kk + 1 of S.
+        uint32_t pa[4][4];
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+            pa[kk][0] = pack_bf16x2(s[8 * kk + 0], s[8 * kk + 1]);
+            pa[kk][1] = pack_bf16x2(s[8 * kk + 2], s[8 * kk + 3]);
+            pa[kk][2] = pack_bf16x2(s[8 * kk + 4], s[8 * kk + 5]);
+            pa[kk][3] = pack_bf16x2(s[8 * kk + 6], s[8 * kk + 7]);
+        }
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) wgmma_rs(o, pa[kk], v_desc + 128 * kk);  // +2048 bytes (16 key rows) per step
+        wgmma_commit();
+    } while (++it < n_tiles);
+    wgmma_wait<0>();
+    wgmma_pin(o);
+    cp_async_wait<0>();  // nothing may stay in flight when the block exits (the last groups are empty)
+
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) {
+        l_run[hf] += __shfl_xor_sync(kFullMask, l_run[hf], 1);
+        l_run[hf] += __shfl_xor_sync(kFullMask, l_run[hf], 2);
+    }
+    // o[4j + 2·hf + e]: row g + 8·hf, dim 8j + 2·t4 + e.
+    const int row_base = qt * kWgBQ + wg * 64 + warp * 16 + g;
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) {
+        const int row = row_base + 8 * hf;
+        if (row >= a.N) continue;
+        if (p.plan.n_chunks == 1) {
+            const float inv = l_run[hf] > 0.f ? 1.f / l_run[hf] : 0.f;
+            __nv_bfloat16* dst =
+                static_cast<__nv_bfloat16*>(a.out) + h * a.out_stride_h + row * a.out_stride_n + 2 * t4;
+#pragma unroll
+            for (int j = 0; j < 8; ++j)
+                *reinterpret_cast<uint32_t*>(dst + 8 * j) =
+                    pack_bf16x2(o[4 * j + 2 * hf] * inv, o[4 * j + 2 * hf + 1] * inv);
+        } else {
+            const int64_t prow = (static_cast<int64_t>(h) * p.plan.n_chunks + chunk) * a.N + row;
+            float* dst = p.ws_o + prow * D + 2 * t4;
+#pragma unroll
+            for (int j = 0; j < 8; ++j)
+                *reinterpret_cast<float2*>(dst + 8 * j) = make_float2(o[4 * j + 2 * hf], o[4 * j + 2 * hf + 1]);
+            if (t4 == 0) p.ws_ml[prow] = make_float2(m_run[hf], l_run[hf]);
+        }
+    }
+#else
+    (void)p;
+    __trap();  // not built for sm_90a: dense_wgmma_available() is false and the host never launches this
+#endif
+}
+
 // ---- float32: CUDA cores --------------------------------------------------------------------------------------------
 template <int D>
 __global__ void __launch_bounds__(kThreads) dense_f32_kernel(const DenseKernelParams p) {
@@ -706,6 +1021,14 @@ cudaError_t launch_mma(int grid, const DenseKernelParams& kp, cudaStream_t strea
     return launch_attention(dense_mma_kernel<D, K>, MmaCfg<D, K>::kSmemBytes, grid, kp, stream);
 }
 
+cudaError_t launch_wgmma(int grid, const DenseKernelParams& kp, cudaStream_t stream) {
+    const cudaError_t e = cudaFuncSetAttribute(dense_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               static_cast<int>(kWgSmemBytes));
+    if (e != cudaSuccess) return e;
+    DC_LAUNCH(dense_wgmma_kernel, grid, kWgThreads, kWgSmemBytes, stream, kp);
+    return cudaGetLastError();
+}
+
 template <typename OutT>
 cudaError_t launch_reduce(const DenseKernelParams& kp, cudaStream_t stream) {
     const DenseArgs& a = kp.a;
@@ -721,6 +1044,23 @@ cudaError_t launch_reduce(const DenseKernelParams& kp, cudaStream_t stream) {
 }
 
 }  // namespace
+
+bool dense_wgmma_available(const DenseArgs& a) {
+#if defined(DC_WGMMA)
+    if (a.dtype != DType::bf16 || a.D != kWgD) return false;
+    int device = 0, major = 0, minor = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    return major == 9 && minor == 0;  // sm_90a code runs on compute capability 9.0 only
+#else
+    (void)a;
+    return false;
+#endif
+}
 
 cudaError_t dense_attention_plan(const DenseArgs& a, DensePlan* plan) {
     if (plan == nullptr || a.H < 0 || a.N < 0 || a.T < 0 || (a.D != 32 && a.D != 64 && a.D != 128))
@@ -786,7 +1126,11 @@ cudaError_t dense_attention(const DenseArgs& a, const DensePlan& plan, void* wor
     }
     const int grid = a.H * plan.n_chunks * plan.n_qtiles;
     cudaError_t e = cudaSuccess;
-    if (a.dtype == DType::bf16) {
+    if (a.dtype == DType::bf16 && a.kernel != DenseKernel::mma_sync && dense_wgmma_available(a)) {
+        e = launch_wgmma(grid, kp, stream);
+    } else if (a.dtype == DType::bf16 && a.kernel == DenseKernel::wgmma) {
+        return cudaErrorNotSupported;
+    } else if (a.dtype == DType::bf16) {
         switch (a.D) {
             case 32: e = launch_mma<32, MmaFast>(grid, kp, stream); break;
             case 64: e = launch_mma<64, MmaFast>(grid, kp, stream); break;

@@ -29,6 +29,10 @@ struct Rows {
 };
 
 // ---- 1. split-KV dense attention (flash-decoding) ------------------------------------------------------------------
+// Which bf16 kernel runs: wgmma (Hopper warpgroup MMA; D = 64 on an sm_90 device, in builds for sm_90a), mma_sync
+// (tensor-core mma.sync, every D, sm_80 and later), or best = wgmma where it can run, else mma_sync. float32 inputs
+// always run the CUDA-core kernel. Asking for wgmma where it cannot run returns cudaErrorNotSupported.
+enum class DenseKernel : int { best = 0, mma_sync = 1, wgmma = 2 };
 // One frame of queries over [cache ‖ current frame]; the current frame's keys have bias 0 and distance 0.
 struct DenseArgs {
     DType dtype = DType::bf16;
@@ -47,6 +51,7 @@ struct DenseArgs {
     void* out = nullptr;  // [H, N, D] in dtype, element (h, i, d) at out[h·out_stride_h + i·out_stride_n + d]
     int64_t out_stride_h = 0;
     int64_t out_stride_n = 0;
+    DenseKernel kernel = DenseKernel::best;  // bf16 only; see DenseKernel
 };
 // How the keys are split across thread blocks; from dense_attention_plan (depends on the device's SM count).
 struct DensePlan {
@@ -57,6 +62,8 @@ struct DensePlan {
     size_t workspace_bytes = 0;  // partial results: H·n_chunks·N·(D + 2) floats (0 when n_chunks = 1)
 };
 cudaError_t dense_attention_plan(const DenseArgs& a, DensePlan* plan);
+// Whether the wgmma kernel can run these arguments (bf16, D = 64) here (build and current device).
+bool dense_wgmma_available(const DenseArgs& a);
 cudaError_t dense_attention(const DenseArgs& a, const DensePlan& plan, void* workspace, cudaStream_t stream);
 
 // ---- 2. LSH codes ---------------------------------------------------------------------------------------------------
