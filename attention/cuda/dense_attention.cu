@@ -510,23 +510,33 @@ __global__ void __launch_bounds__(kThreads, 1) dense_mma_kernel(const DenseKerne
 //   - Per tile a warpgroup issues S = Q·Kᵀ (4 × m64n64k16, A = Q from shared memory), waits, takes the softmax of its
 //     32 S registers per thread as in dense_mma_kernel (log2 units, lazy rescale), packs P to bf16 A fragments — the
 //     wgmma accumulator layout is the mma.sync one per 8 columns, so the S registers of keys 16kk..16kk+15 are the A
-//     fragment of k-step kk as they stand — and issues O += P·V (4 × m64n64k16, A from registers) without waiting for
-//     it: P·V of one tile runs while the barrier, the loads and S of the next are issued. The four warpgroups share the
-//     tensor cores, so one's softmax overlaps another's MMAs.
-//   - cp.async copies tile it + kWgStages − 2 into the stage of tile it − 2 (its P·V finished at the previous
-//     iteration's wait in every warpgroup); generic-proxy writes are fenced for the async proxy before the barrier.
+//     fragment of k-step kk as they stand — and issues O += P·V (4 × m64n64k16, A from registers) without waiting
+//     for it: P·V of one tile runs while S of the next is issued and waited for.
+//   - No block-wide barrier in the loop: stages hand over through mbarriers. Every thread copies one 16-byte chunk of
+//     K and of V per tile (cp.async); at iteration it it issues tile it + kWgLead (into the stage of tile
+//     it + kWgLead − kWgStages, once the stage's "empty" barrier says all 16 warps are done with it) and, when its
+//     copies of tile it + 1 have landed, fences them for the tensor cores (async proxy) and its warp arrives on that
+//     stage's "full" barrier. After its wait for S of tile it (which also retires its P·V of tile it − 1) a warp
+//     arrives on the "empty" barrier of tile it − 1. The warpgroups thus drift apart by up to a tile, and one's
+//     softmax overlaps another's MMAs: on an H100 at 768k keys × 6 heads this ran in 0.79 ms against 0.98–1.01 ms
+//     with a __syncthreads per tile (and 1.13 ms for dense_mma_kernel); moving 1 in 8, 4 or 2 exponentials to a
+//     cubic on the FMA pipe made it slower (0.83–0.95 ms): the CUDA cores, not MUFU, are the busier side
+//     (bench/results/attention-h100.md).
 constexpr int kWgD = 64;
 constexpr int kWgGroups = 4;                  // warpgroups per block
 constexpr int kWgThreads = 128 * kWgGroups;   // 512
 constexpr int kWgBQ = 64 * kWgGroups;         // queries per block (= MmaCfg<64, MmaFast>::kBQ: one plan for both)
 constexpr int kWgBK = kPlanKeys;              // keys per tile
-constexpr int kWgStages = 6;                  // shared-memory stages (tiles in flight: kWgStages − 3)
+constexpr int kWgLead = 4;                    // tiles issued ahead of the one being read
+constexpr int kWgStages = 8;                  // shared-memory stages
 constexpr int kWgTileBytes = kWgBK * kWgD * 2;  // 8 KB per K or V tile (a multiple of the 1024-byte swizzle atom)
-constexpr size_t kWgSmemBytes =
-    1024 + static_cast<size_t>(kWgBQ) * kWgD * 2 + kWgStages * (2 * kWgTileBytes + kWgBK * sizeof(float));
+constexpr size_t kWgSmemBytes = 1024 + static_cast<size_t>(kWgBQ) * kWgD * 2 +
+                                kWgStages * (2 * kWgTileBytes + kWgBK * sizeof(float) + 2 * sizeof(uint64_t));
 static_assert(kWgBQ == MmaCfg<64, MmaFast>::kBQ, "the wgmma and mma.sync kernels share one DensePlan");
-static_assert(kWgStages >= 4, "a stage is refilled two tiles after its P·V was issued");
+static_assert(kWgStages >= kWgLead + 2, "a refilled stage was released by every warp two iterations before");
+static_assert(kWgThreads == kWgBK * 8, "one 16-byte chunk of K and of V per thread and tile");
 
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 // Shared-memory matrix descriptor (PTX ISA, wgmma): start address, leading byte offset (unused by these layouts: 1),
 // stride byte offset 1024 (from one 8-row group of 128-byte rows to the next), 128-byte swizzle.
 __device__ __forceinline__ uint64_t wgmma_desc(uint32_t smem_addr) {
@@ -534,7 +544,6 @@ __device__ __forceinline__ uint64_t wgmma_desc(uint32_t smem_addr) {
            (uint64_t{1} << 62);
 }
 
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 __device__ __forceinline__ void wgmma_fence() {
     asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 }
@@ -583,6 +592,25 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[32], const uint32_t (&a)[4],
 }
 #undef DC_WGMMA_D32
 #undef DC_WGMMA_D32_OPS
+
+// mbarriers in shared memory (PTX ISA): init with the arrivals a phase needs, arrive (release), wait for the phase of
+// the given parity to complete (acquire).
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+    uint32_t done = 0;
+    do {
+        asm volatile(
+            "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+            : "=r"(done)
+            : "r"(bar), "r"(parity)
+            : "memory");
+    } while (done == 0);
+}
 #endif
 
 __global__ void __launch_bounds__(kWgThreads, 1) dense_wgmma_kernel(const DenseKernelParams p) {
@@ -597,8 +625,6 @@ __global__ void __launch_bounds__(kWgThreads, 1) dense_wgmma_kernel(const DenseK
     const int64_t key_end = plan_end < a.T + a.N ? plan_end : a.T + a.N;
     const int n_tiles = static_cast<int>(ceil_div(key_end - key0, kWgBK));
 
-    // Shared memory from a 1024-byte boundary (the swizzle pattern's period): Q [256][64], K and V [stages][64][64],
-    // kb [stages][64].
     unsigned char* raw = dynamic_smem<unsigned char>();
     const uint32_t raw_s = static_cast<uint32_t>(__cvta_generic_to_shared(raw));
     unsigned char* base = raw + ((1024u - (raw_s & 1023u)) & 1023u);
@@ -606,19 +632,28 @@ __global__ void __launch_bounds__(kWgThreads, 1) dense_wgmma_kernel(const DenseK
     __nv_bfloat16* ks = qs + kWgBQ * D;
     __nv_bfloat16* vs = ks + kWgStages * kWgBK * D;
     float* kbs = reinterpret_cast<float*>(vs + kWgStages * kWgBK * D);
+    uint64_t* bars = reinterpret_cast<uint64_t*>(kbs + kWgStages * kWgBK);  // full[stages], empty[stages]
     const uint32_t qs_s = static_cast<uint32_t>(__cvta_generic_to_shared(qs));
     const uint32_t ks_s = static_cast<uint32_t>(__cvta_generic_to_shared(ks));
     const uint32_t vs_s = static_cast<uint32_t>(__cvta_generic_to_shared(vs));
+    const uint32_t full_s = static_cast<uint32_t>(__cvta_generic_to_shared(bars));
+    const uint32_t empty_s = full_s + kWgStages * sizeof(uint64_t);
+    constexpr uint32_t kWarps = kWgThreads / 32;
 
     const int tid = static_cast<int>(threadIdx.x);
-    const int wg = tid >> 7;          // warpgroup: query rows wg·64 .. wg·64 + 63 of the block
-    const int warp = (tid >> 5) & 3;  // warp in the warpgroup: rows warp·16 .. warp·16 + 15 of those
+    const int wg = tid >> 7;
+    const int warp = (tid >> 5) & 3;
     const int lane = tid & 31;
     const int g = lane >> 2;
     const int t4 = lane & 3;
     const float slope = a.slope != nullptr ? a.slope[h] : 0.f;
+    if (tid == 0) {
+        for (int s = 0; s < kWgStages; ++s) {
+            mbar_init(full_s + 8 * s, kWarps);
+            mbar_init(empty_s + 8 * s, kWarps);
+        }
+    }
 
-    // Each thread copies one 16-byte chunk of one key row of K and of V per tile.
     const int lr = tid >> 3;
     const int lc = tid & 7;
     const int lofs = lr * D + ((lc ^ (lr & 7)) * 8);
@@ -642,9 +677,15 @@ __global__ void __launch_bounds__(kWgThreads, 1) dense_wgmma_kernel(const DenseK
             cp_async_16(vd, vu + u * a.v_cur.stride_r + lc * 8);
         }
     };
+    // Once this thread's copies of tile x have landed (its cp.async wait): the warp's writes are fenced for the
+    // tensor cores and lane 0 arrives on the stage's full barrier.
+    auto signal_full = [&](int x) {
+        fence_proxy_async();
+        __syncwarp();
+        if (lane == 0 && x < n_tiles) mbar_arrive(full_s + 8 * (x % kWgStages));
+    };
 
-    // Prologue: Q with tile 0, then tiles 1 .. kWgStages − 3, one cp.async group each; kb of those tiles stored but
-    // the last, whose raw inputs stay in (rb, rf) for iteration 0.
+    // Prologue: Q with tile 0, tiles 1 .. kWgLead − 1; kb of those stored but the last (its inputs stay in rb, rf).
     {
         const __nv_bfloat16* qh = static_cast<const __nv_bfloat16*>(a.q.ptr) + h * a.q.stride_h;
 #pragma unroll
@@ -663,22 +704,25 @@ __global__ void __launch_bounds__(kWgThreads, 1) dense_wgmma_kernel(const DenseK
     float rb = 0.f;
     int64_t rf = 0;
 #pragma unroll
-    for (int s = 0; s <= kWgStages - 3; ++s) {
+    for (int s = 0; s < kWgLead; ++s) {
         if (s < n_tiles) {
             const int64_t t0 = key0 + static_cast<int64_t>(s) * kWgBK;
             load_tile(s, t0);
             if (tid < kWgBK) {
                 kb_load(a, h, t0 + tid, key_end, rb, rf);
-                if (s < kWgStages - 3) kbs[s * kWgBK + tid] = kb_value(rb, rf, slope, a.frame);
+                if (s < kWgLead - 1) kbs[s * kWgBK + tid] = kb_value(rb, rf, slope, a.frame);
             }
         }
         cp_async_commit();
     }
+    cp_async_wait<kWgLead - 1>();  // Q and tile 0
+    __syncthreads();               // the barriers' initialisation and every warp's Q rows
+    signal_full(0);
 
     float o[32];
 #pragma unroll
     for (int i = 0; i < 32; ++i) o[i] = 0.f;
-    float m_run[2] = {neg_inf(), neg_inf()};  // rows g and g + 8 of the warp's 16
+    float m_run[2] = {neg_inf(), neg_inf()};
     float l_run[2] = {0.f, 0.f};
     const uint64_t q_desc = wgmma_desc(qs_s + wg * (64 * D * 2));
 
@@ -686,32 +730,42 @@ __global__ void __launch_bounds__(kWgThreads, 1) dense_wgmma_kernel(const DenseK
     // the loop's exit, and ptxas then serialises every wgmma (its advisory C7515).
     int it = 0;
     do {
-        cp_async_wait<kWgStages - 3>();  // this thread's copies of tile it have landed
-        fence_proxy_async();             // ... and are visible to the tensor cores' reads
-        __syncthreads();  // everybody's have; every warpgroup's P·V of tile it − 2 is done (its wait at it − 1)
-        const int tk = it + kWgStages - 3;  // its kb inputs were loaded one iteration ago
-        if (tid < kWgBK && tk < n_tiles) kbs[(tk % kWgStages) * kWgBK + tid] = kb_value(rb, rf, slope, a.frame);
-        const int tn = it + kWgStages - 2;  // into the stage of tile it − 2
-        if (tn < n_tiles) {
-            const int64_t t0 = key0 + static_cast<int64_t>(tn) * kWgBK;
-            load_tile(tn % kWgStages, t0);
-            if (tid < kWgBK) kb_load(a, h, t0 + tid, key_end, rb, rf);
-        }
-        cp_async_commit();
-
         const int st = it % kWgStages;
+        mbar_wait(full_s + 8 * st, (it / kWgStages) & 1);
         const uint64_t k_desc = wgmma_desc(ks_s + st * kWgTileBytes);
         const uint64_t v_desc = wgmma_desc(vs_s + st * kWgTileBytes);
         float s[32];
         wgmma_fence();
 #pragma unroll
-        for (int k = 0; k < D / 16; ++k) wgmma_ss(s, q_desc + 2 * k, k_desc + 2 * k, k);  // +32 bytes per k-step
+        for (int k = 0; k < D / 16; ++k) wgmma_ss(s, q_desc + 2 * k, k_desc + 2 * k, k);
         wgmma_commit();
+
+        // While S runs: tile it + kWgLead into the stage of tile it + kWgLead − kWgStages (released by every warp),
+        // its kb inputs loaded one iteration ago; then tile it + 1 is signalled.
+        {
+            const int tn = it + kWgLead;
+            if (tn < n_tiles) {
+                const int sn = tn % kWgStages;
+                if (tn >= kWgStages) mbar_wait(empty_s + 8 * sn, ((tn / kWgStages) - 1) & 1);
+                const int64_t t0 = key0 + static_cast<int64_t>(tn) * kWgBK;
+                load_tile(sn, t0);
+                if (tid < kWgBK) {
+                    kbs[((tn - 1) % kWgStages) * kWgBK + tid] = kb_value(rb, rf, slope, a.frame);
+                    kb_load(a, h, t0 + tid, key_end, rb, rf);
+                }
+            } else if (tn == n_tiles && tid < kWgBK) {
+                kbs[((tn - 1) % kWgStages) * kWgBK + tid] = kb_value(rb, rf, slope, a.frame);
+            }
+            cp_async_commit();
+            cp_async_wait<kWgLead - 1>();  // this thread's copies of tile it + 1
+            signal_full(it + 1);
+        }
+
         wgmma_wait<0>();  // S of this tile, and P·V of the previous one
         wgmma_pin(s);
         wgmma_pin(o);
+        if (it > 0 && lane == 0) mbar_arrive(empty_s + 8 * ((it - 1) % kWgStages));
 
-        // Logits in log2 units and the row maxima; s[4j + e]: key 8j + 2·t4 + (e & 1), row g (e < 2) or g + 8.
         const float* kbt = kbs + st * kWgBK;
         float mx0 = neg_inf(), mx1 = neg_inf();
 #pragma unroll
@@ -732,7 +786,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) dense_wgmma_kernel(const DenseK
         const bool raise1 = mx1 > m_run[1] + kRescaleSlack;
         if (__any_sync(kFullMask, raise0 || raise1)) {
             if (raise0) {
-                const float alpha = exp2_fast(m_run[0] - mx0);  // 0 when m_run = −inf
+                const float alpha = exp2_fast(m_run[0] - mx0);
                 m_run[0] = mx0;
                 l_run[0] *= alpha;
 #pragma unroll
@@ -756,14 +810,11 @@ __global__ void __launch_bounds__(kWgThreads, 1) dense_wgmma_kernel(const DenseK
         const float mu1 = m_run[1] == neg_inf() ? 0.f : m_run[1];
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
-            s[4 * j + 0] = exp2_fast(s[4 * j + 0] - mu0);
-            s[4 * j + 1] = exp2_fast(s[4 * j + 1] - mu0);
-            s[4 * j + 2] = exp2_fast(s[4 * j + 2] - mu1);
-            s[4 * j + 3] = exp2_fast(s[4 * j + 3] - mu1);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) s[4 * j + e] = exp2_fast(s[4 * j + e] - (e < 2 ? mu0 : mu1));
             l_run[0] += s[4 * j + 0] + s[4 * j + 1];
             l_run[1] += s[4 * j + 2] + s[4 * j + 3];
         }
-        // A fragment of k-step kk (keys 16kk .. 16kk + 15): n-tiles 2kk and 2kk + 1 of S.
         uint32_t pa[4][4];
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) {
@@ -774,19 +825,18 @@ __global__ void __launch_bounds__(kWgThreads, 1) dense_wgmma_kernel(const DenseK
         }
         wgmma_fence();
 #pragma unroll
-        for (int kk = 0; kk < 4; ++kk) wgmma_rs(o, pa[kk], v_desc + 128 * kk);  // +2048 bytes (16 key rows) per step
+        for (int kk = 0; kk < 4; ++kk) wgmma_rs(o, pa[kk], v_desc + 128 * kk);
         wgmma_commit();
     } while (++it < n_tiles);
     wgmma_wait<0>();
     wgmma_pin(o);
-    cp_async_wait<0>();  // nothing may stay in flight when the block exits (the last groups are empty)
+    cp_async_wait<0>();
 
 #pragma unroll
     for (int hf = 0; hf < 2; ++hf) {
         l_run[hf] += __shfl_xor_sync(kFullMask, l_run[hf], 1);
         l_run[hf] += __shfl_xor_sync(kFullMask, l_run[hf], 2);
     }
-    // o[4j + 2·hf + e]: row g + 8·hf, dim 8j + 2·t4 + e.
     const int row_base = qt * kWgBQ + wg * 64 + warp * 16 + g;
 #pragma unroll
     for (int hf = 0; hf < 2; ++hf) {
@@ -811,7 +861,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) dense_wgmma_kernel(const DenseK
     }
 #else
     (void)p;
-    __trap();  // not built for sm_90a: dense_wgmma_available() is false and the host never launches this
+    __trap();
 #endif
 }
 
