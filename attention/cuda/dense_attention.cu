@@ -121,6 +121,22 @@ __device__ __forceinline__ void decode_block(const DensePlan& plan, int& qt, int
     h = b / plan.n_chunks;
 }
 
+// The bf16 kernels' block: query tile qt, key chunk and head h, and the chunk's keys [key0, key_end) (64-key plan
+// tiles; the last tile of a chunk may reach past key_end: zero K/V, kb = −inf).
+struct BlockChunk {
+    int qt, chunk, h;
+    int64_t key0, key_end;
+};
+__device__ __forceinline__ BlockChunk block_chunk(const DensePlan& plan, const DenseArgs& a) {
+    BlockChunk b{};
+    decode_block(plan, b.qt, b.chunk, b.h);
+    const int tile0 = b.chunk * plan.chunk_tiles;
+    b.key0 = static_cast<int64_t>(tile0) * kPlanKeys;
+    const int64_t plan_end = static_cast<int64_t>(min(tile0 + plan.chunk_tiles, plan.tiles_total)) * kPlanKeys;
+    b.key_end = plan_end < a.T + a.N ? plan_end : a.T + a.N;
+    return b;
+}
+
 // Raw inputs of a key's additive logit (loaded one pipeline step before they are needed). Keys from t_end on (≤ T + N:
 // past the sequence or the block's chunk) get −inf.
 __device__ __forceinline__ void kb_load(const DenseArgs& a, int h, int64_t t, int64_t t_end, float& rb, int64_t& rf) {
@@ -194,13 +210,9 @@ template <int D, typename K>
 __global__ void __launch_bounds__(kThreads, 1) dense_mma_kernel(const DenseKernelParams p) {
     using C = MmaCfg<D, K>;
     const DenseArgs& a = p.a;
-    int qt, chunk, h;
-    decode_block(p.plan, qt, chunk, h);
-    // The chunk's keys are [key0, key_end); its last tile may reach past key_end (zero K/V, kb = −inf).
-    const int tile0 = chunk * p.plan.chunk_tiles;
-    const int64_t key0 = static_cast<int64_t>(tile0) * kPlanKeys;
-    const int64_t plan_end = static_cast<int64_t>(min(tile0 + p.plan.chunk_tiles, p.plan.tiles_total)) * kPlanKeys;
-    const int64_t key_end = plan_end < a.T + a.N ? plan_end : a.T + a.N;
+    const BlockChunk bc = block_chunk(p.plan, a);
+    const int qt = bc.qt, chunk = bc.chunk, h = bc.h;
+    const int64_t key0 = bc.key0, key_end = bc.key_end;
     const int n_tiles = static_cast<int>(ceil_div(key_end - key0, C::kBK));
 
     __nv_bfloat16* ks = dynamic_smem<__nv_bfloat16>();                       // [kStages][kBK][D] (swizzled rows)
@@ -617,12 +629,9 @@ __global__ void __launch_bounds__(kWgThreads, 1) dense_wgmma_kernel(const DenseK
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     constexpr int D = kWgD;
     const DenseArgs& a = p.a;
-    int qt, chunk, h;
-    decode_block(p.plan, qt, chunk, h);
-    const int tile0 = chunk * p.plan.chunk_tiles;
-    const int64_t key0 = static_cast<int64_t>(tile0) * kWgBK;
-    const int64_t plan_end = static_cast<int64_t>(min(tile0 + p.plan.chunk_tiles, p.plan.tiles_total)) * kWgBK;
-    const int64_t key_end = plan_end < a.T + a.N ? plan_end : a.T + a.N;
+    const BlockChunk bc = block_chunk(p.plan, a);
+    const int qt = bc.qt, chunk = bc.chunk, h = bc.h;
+    const int64_t key0 = bc.key0, key_end = bc.key_end;
     const int n_tiles = static_cast<int>(ceil_div(key_end - key0, kWgBK));
 
     unsigned char* raw = dynamic_smem<unsigned char>();
@@ -767,7 +776,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) dense_wgmma_kernel(const DenseK
         if (it > 0 && lane == 0) mbar_arrive(empty_s + 8 * ((it - 1) % kWgStages));
 
         const float* kbt = kbs + st * kWgBK;
-        float mx0 = neg_inf(), mx1 = neg_inf();
+        float mx[2] = {neg_inf(), neg_inf()};  // rows g and g + 8
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
             const float2 kb2 = *reinterpret_cast<const float2*>(kbt + 8 * j + 2 * t4);
@@ -775,34 +784,28 @@ __global__ void __launch_bounds__(kWgThreads, 1) dense_wgmma_kernel(const DenseK
             s[4 * j + 1] = fmaf(s[4 * j + 1], p.scale_log2, kb2.y);
             s[4 * j + 2] = fmaf(s[4 * j + 2], p.scale_log2, kb2.x);
             s[4 * j + 3] = fmaf(s[4 * j + 3], p.scale_log2, kb2.y);
-            mx0 = fmaxf(mx0, fmaxf(s[4 * j + 0], s[4 * j + 1]));
-            mx1 = fmaxf(mx1, fmaxf(s[4 * j + 2], s[4 * j + 3]));
+            mx[0] = fmaxf(mx[0], fmaxf(s[4 * j + 0], s[4 * j + 1]));
+            mx[1] = fmaxf(mx[1], fmaxf(s[4 * j + 2], s[4 * j + 3]));
         }
-        mx0 = fmaxf(mx0, __shfl_xor_sync(kFullMask, mx0, 1));
-        mx0 = fmaxf(mx0, __shfl_xor_sync(kFullMask, mx0, 2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(kFullMask, mx1, 1));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(kFullMask, mx1, 2));
-        const bool raise0 = mx0 > m_run[0] + kRescaleSlack;
-        const bool raise1 = mx1 > m_run[1] + kRescaleSlack;
-        if (__any_sync(kFullMask, raise0 || raise1)) {
-            if (raise0) {
-                const float alpha = exp2_fast(m_run[0] - mx0);
-                m_run[0] = mx0;
-                l_run[0] *= alpha;
+        bool raise = false;
 #pragma unroll
-                for (int j = 0; j < 8; ++j) {
-                    o[4 * j + 0] *= alpha;
-                    o[4 * j + 1] *= alpha;
-                }
-            }
-            if (raise1) {
-                const float alpha = exp2_fast(m_run[1] - mx1);
-                m_run[1] = mx1;
-                l_run[1] *= alpha;
+        for (int hf = 0; hf < 2; ++hf) {
+            mx[hf] = fmaxf(mx[hf], __shfl_xor_sync(kFullMask, mx[hf], 1));
+            mx[hf] = fmaxf(mx[hf], __shfl_xor_sync(kFullMask, mx[hf], 2));
+            raise = raise || mx[hf] > m_run[hf] + kRescaleSlack;
+        }
+        if (__any_sync(kFullMask, raise)) {
 #pragma unroll
-                for (int j = 0; j < 8; ++j) {
-                    o[4 * j + 2] *= alpha;
-                    o[4 * j + 3] *= alpha;
+            for (int hf = 0; hf < 2; ++hf) {
+                if (mx[hf] > m_run[hf] + kRescaleSlack) {
+                    const float alpha = exp2_fast(m_run[hf] - mx[hf]);  // 0 when m_run = −inf
+                    m_run[hf] = mx[hf];
+                    l_run[hf] *= alpha;
+#pragma unroll
+                    for (int j = 0; j < 8; ++j) {
+                        o[4 * j + 2 * hf] *= alpha;
+                        o[4 * j + 2 * hf + 1] *= alpha;
+                    }
                 }
             }
         }
