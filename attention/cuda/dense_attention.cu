@@ -735,48 +735,31 @@ __global__ void __launch_bounds__(kWgThreads, 1) dense_wgmma_kernel(const DenseK
     float l_run[2] = {0.f, 0.f};
     const uint64_t q_desc = wgmma_desc(qs_s + wg * (64 * D * 2));
 
-    // A do-while (a block has ≥ 1 tile): with a zero-trip path the compiler merges a second definition of o into
-    // the loop's exit, and ptxas then serialises every wgmma (its advisory C7515).
-    int it = 0;
-    do {
-        const int st = it % kWgStages;
-        mbar_wait(full_s + 8 * st, (it / kWgStages) & 1);
-        const uint64_t k_desc = wgmma_desc(ks_s + st * kWgTileBytes);
-        const uint64_t v_desc = wgmma_desc(vs_s + st * kWgTileBytes);
-        float s[32];
-        wgmma_fence();
-#pragma unroll
-        for (int k = 0; k < D / 16; ++k) wgmma_ss(s, q_desc + 2 * k, k_desc + 2 * k, k);
-        wgmma_commit();
-
-        // While S runs: tile it + kWgLead into the stage of tile it + kWgLead − kWgStages (released by every warp),
-        // its kb inputs loaded one iteration ago; then tile it + 1 is signalled.
-        {
-            const int tn = it + kWgLead;
-            if (tn < n_tiles) {
-                const int sn = tn % kWgStages;
-                if (tn >= kWgStages) mbar_wait(empty_s + 8 * sn, ((tn / kWgStages) - 1) & 1);
-                const int64_t t0 = key0 + static_cast<int64_t>(tn) * kWgBK;
-                load_tile(sn, t0);
-                if (tid < kWgBK) {
-                    kbs[((tn - 1) % kWgStages) * kWgBK + tid] = kb_value(rb, rf, slope, a.frame);
-                    kb_load(a, h, t0 + tid, key_end, rb, rf);
-                }
-            } else if (tn == n_tiles && tid < kWgBK) {
+    // Tile it + kWgLead into the stage of tile it + kWgLead − kWgStages (released by every warp), its kb inputs
+    // loaded one iteration ago; then, once this thread's copies of tile it + 1 have landed, tile it + 1 is signalled.
+    auto load_ahead = [&](int it) {
+        const int tn = it + kWgLead;
+        if (tn < n_tiles) {
+            const int sn = tn % kWgStages;
+            if (tn >= kWgStages) mbar_wait(empty_s + 8 * sn, ((tn / kWgStages) - 1) & 1);
+            const int64_t t0 = key0 + static_cast<int64_t>(tn) * kWgBK;
+            load_tile(sn, t0);
+            if (tid < kWgBK) {
                 kbs[((tn - 1) % kWgStages) * kWgBK + tid] = kb_value(rb, rf, slope, a.frame);
+                kb_load(a, h, t0 + tid, key_end, rb, rf);
             }
-            cp_async_commit();
-            cp_async_wait<kWgLead - 1>();  // this thread's copies of tile it + 1
-            signal_full(it + 1);
+        } else if (tn == n_tiles && tid < kWgBK) {
+            kbs[((tn - 1) % kWgStages) * kWgBK + tid] = kb_value(rb, rf, slope, a.frame);
         }
-
-        wgmma_wait<0>();  // S of this tile, and P·V of the previous one
-        wgmma_pin(s);
-        wgmma_pin(o);
-        if (it > 0 && lane == 0) mbar_arrive(empty_s + 8 * ((it - 1) % kWgStages));
-
-        const float* kbt = kbs + st * kWgBK;
-        float mx[2] = {neg_inf(), neg_inf()};  // rows g and g + 8
+        cp_async_commit();
+        cp_async_wait<kWgLead - 1>();
+        signal_full(it + 1);
+    };
+    // Softmax of one tile's S in place: logits in log2 units (s[4j + e]: key 8j + 2·t4 + (e & 1), row g for e < 2,
+    // else g + 8), row maxima, then p = 2^(x − m). Returns whether a running max moved; alpha[hf] then scales the
+    // row's O (l_run is scaled here).
+    auto softmax = [&](float (&s)[32], const float* kbt, float (&alpha)[2]) {
+        float mx[2] = {neg_inf(), neg_inf()};
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
             const float2 kb2 = *reinterpret_cast<const float2*>(kbt + 8 * j + 2 * t4);
@@ -794,18 +777,15 @@ __global__ void __launch_bounds__(kWgThreads, 1) dense_wgmma_kernel(const DenseK
             mx[hf] = fmaxf(mx[hf], __shfl_xor_sync(kFullMask, mx[hf], 2));
             raise = raise || mx[hf] > m_run[hf] + kRescaleSlack;
         }
-        if (__any_sync(kFullMask, raise)) {
+        alpha[0] = alpha[1] = 1.f;
+        const bool any = __any_sync(kFullMask, raise);
+        if (any) {
 #pragma unroll
             for (int hf = 0; hf < 2; ++hf) {
                 if (mx[hf] > m_run[hf] + kRescaleSlack) {
-                    const float alpha = exp2_fast(m_run[hf] - mx[hf]);  // 0 when m_run = −inf
+                    alpha[hf] = exp2_fast(m_run[hf] - mx[hf]);  // 0 when m_run = −inf
                     m_run[hf] = mx[hf];
-                    l_run[hf] *= alpha;
-#pragma unroll
-                    for (int j = 0; j < 8; ++j) {
-                        o[4 * j + 2 * hf] *= alpha;
-                        o[4 * j + 2 * hf + 1] *= alpha;
-                    }
+                    l_run[hf] *= alpha[hf];
                 }
             }
         }
@@ -818,7 +798,19 @@ __global__ void __launch_bounds__(kWgThreads, 1) dense_wgmma_kernel(const DenseK
             l_run[0] += s[4 * j + 0] + s[4 * j + 1];
             l_run[1] += s[4 * j + 2] + s[4 * j + 3];
         }
-        uint32_t pa[4][4];
+        return any;
+    };
+    auto rescale_o = [&](const float (&alpha)[2]) {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            o[4 * j + 0] *= alpha[0];
+            o[4 * j + 1] *= alpha[0];
+            o[4 * j + 2] *= alpha[1];
+            o[4 * j + 3] *= alpha[1];
+        }
+    };
+    // P as bf16 A fragments: k-step kk (keys 16kk .. 16kk + 15) is n-tiles 2kk and 2kk + 1 of S.
+    auto pack_p = [&](const float (&s)[32], uint32_t (&pa)[4][4]) {
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) {
             pa[kk][0] = pack_bf16x2(s[8 * kk + 0], s[8 * kk + 1]);
@@ -826,6 +818,30 @@ __global__ void __launch_bounds__(kWgThreads, 1) dense_wgmma_kernel(const DenseK
             pa[kk][2] = pack_bf16x2(s[8 * kk + 4], s[8 * kk + 5]);
             pa[kk][3] = pack_bf16x2(s[8 * kk + 6], s[8 * kk + 7]);
         }
+    };
+
+    // A do-while (a block has ≥ 1 tile): with a zero-trip path the compiler merges a second definition of o into
+    // the loop's exit, and ptxas then serialises every wgmma (its advisory C7515).
+    int it = 0;
+    do {
+        const int st = it % kWgStages;
+        mbar_wait(full_s + 8 * st, (it / kWgStages) & 1);
+        const uint64_t k_desc = wgmma_desc(ks_s + st * kWgTileBytes);
+        const uint64_t v_desc = wgmma_desc(vs_s + st * kWgTileBytes);
+        float s[32];
+        wgmma_fence();
+#pragma unroll
+        for (int k = 0; k < D / 16; ++k) wgmma_ss(s, q_desc + 2 * k, k_desc + 2 * k, k);
+        wgmma_commit();
+        load_ahead(it);   // while S runs
+        wgmma_wait<0>();  // S of this tile, and P·V of the previous one
+        wgmma_pin(s);
+        wgmma_pin(o);
+        if (it > 0 && lane == 0) mbar_arrive(empty_s + 8 * ((it - 1) % kWgStages));
+        float alpha[2];
+        if (softmax(s, kbs + st * kWgBK, alpha)) rescale_o(alpha);
+        uint32_t pa[4][4];
+        pack_p(s, pa);
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) wgmma_rs(o, pa[kk], v_desc + 128 * kk);
