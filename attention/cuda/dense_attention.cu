@@ -530,9 +530,10 @@ __global__ void __launch_bounds__(kThreads, 1) dense_mma_kernel(const DenseKerne
 //     copies of tile it + 1 have landed, fences them for the tensor cores (async proxy) and its warp arrives on that
 //     stage's "full" barrier. After its wait for S of tile it (which also retires its P·V of tile it − 1) a warp
 //     arrives on the "empty" barrier of tile it − 1. The warpgroups thus drift apart by up to a tile, and one's
-//     softmax overlaps another's MMAs: on an H100 at 768k keys × 6 heads this ran in 0.79 ms against 0.98–1.01 ms
-//     with a __syncthreads per tile (and 1.13 ms for dense_mma_kernel); moving 1 in 8, 4 or 2 exponentials to a
-//     cubic on the FMA pipe made it slower (0.83–0.95 ms): the CUDA cores, not MUFU, are the busier side
+//     softmax overlaps another's MMAs: on an H100 at 768k keys × 6 heads this runs in 0.80 ms (median) against
+//     0.98–1.01 ms with a __syncthreads per tile (and 1.13 ms for dense_mma_kernel). Slower, and dropped: moving 1
+//     in 8, 4 or 2 exponentials to a cubic on the FMA pipe (0.83–0.95 ms: the CUDA cores, not MUFU, are the busier
+//     side) and a strict ring of turns on the tensor cores between the warpgroups (0.92 ms)
 //     (bench/results/attention-h100.md).
 constexpr int kWgD = 64;
 constexpr int kWgGroups = 4;                  // warpgroups per block
