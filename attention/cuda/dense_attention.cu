@@ -25,6 +25,9 @@
 // D = 32 and 64 run the pipelined set (MmaFast), D = 128 the plain one (MmaBase: registers). DensePlan counts 64-key
 // tiles whatever the set; keys of a tile past its chunk's end are masked.
 //
+// bf16 path on Hopper for D = 64 (dense_wgmma_kernel, builds for sm_90a): the same plan, softmax and partials with
+// asynchronous warpgroup MMAs and mbarrier-handed stages; dense_attention runs it where it can (see its section).
+//
 // float32 path (dense_f32_kernel): CUDA cores, exact fp32. D/32 lanes per query, each holding 32 dims of q and o.
 #include "device_utils.cuh"
 #include "kernels.cuh"
