@@ -31,6 +31,7 @@
 // float32 path (dense_f32_kernel): CUDA cores, exact fp32. D/32 lanes per query, each holding 32 dims of q and o.
 #include "device_utils.cuh"
 #include "kernels.cuh"
+#include "mma_tiles.cuh"
 
 namespace dc::cuda::kernels {
 namespace {
@@ -39,7 +40,6 @@ using namespace dc::cuda::dev;
 
 constexpr int kThreads = 256;         // threads per block of the attention kernels
 constexpr int kStages = 3;            // pipeline depth of the float32 kernel (≥ 3: the kb prefetch relies on it)
-constexpr float kRescaleSlack = 8.f;  // log2 units the running max may lag behind the true max
 
 struct DenseKernelParams {
     DenseArgs a;
@@ -96,18 +96,6 @@ struct F32Cfg {
     static constexpr size_t kSmemBytes = kStages * (2 * kTileElems * sizeof(float) + kBK * sizeof(float));
 };
 
-// Position of 16-byte chunk c of row r inside a bf16 tile row (a bijection on the row's chunks); see the header.
-template <int D>
-__device__ __forceinline__ int swizzle_bf16(int r, int c) {
-    if constexpr (D == 32) {
-        return c;  // two rows per 128 bytes: the K reads are conflict-free as is
-    } else if constexpr (D == 64) {
-        return c ^ (r & 7);
-    } else {
-        static_assert(D == 128, "D must be 32, 64 or 128");
-        return c ^ ((((c >> 3) & 1) << 1) ^ (r & 1) ^ ((r >> 1) & 1) ^ (((r >> 2) & 1) << 2));
-    }
-}
 struct NoSwizzle {
     __device__ __forceinline__ int operator()(int, int c) const { return c; }
 };
@@ -184,26 +172,6 @@ __device__ __forceinline__ void load_kv_tile(T* ks, T* vs, const DenseArgs& a, i
             const T* vu = static_cast<const T*>(a.v_cur.ptr) + h * a.v_cur.stride_h + u * a.v_cur.stride_r;
             cp_async_16(kd, ku + c * kElems);
             cp_async_16(vd, vu + c * kElems);
-        }
-    }
-}
-
-// Lane (g, ·)'s V words of row r: dims [g·D/8, (g+1)·D/8) as D/16 registers of two bf16.
-template <int D>
-__device__ __forceinline__ void load_v_words(const __nv_bfloat16* vt, int r, int g, uint32_t (&w)[D / 16]) {
-    const __nv_bfloat16* row = vt + r * D;
-    if constexpr (D == 32) {
-        const uint2 v = *reinterpret_cast<const uint2*>(row + swizzle_bf16<D>(r, g >> 1) * 8 + (g & 1) * 4);
-        w[0] = v.x;
-        w[1] = v.y;
-    } else {
-#pragma unroll
-        for (int i = 0; i < D / 64; ++i) {
-            const uint4 v = *reinterpret_cast<const uint4*>(row + swizzle_bf16<D>(r, g * (D / 64) + i) * 8);
-            w[4 * i + 0] = v.x;
-            w[4 * i + 1] = v.y;
-            w[4 * i + 2] = v.z;
-            w[4 * i + 3] = v.w;
         }
     }
 }
@@ -309,122 +277,17 @@ __global__ void __launch_bounds__(kThreads, 1) dense_mma_kernel(const DenseKerne
 
     // S = Q·Kᵀ for keys sub·32 + [0, 32) of tile kt: n-tile u holds keys u·8 + [0, 8).
     auto qk = [&](const __nv_bfloat16* kt, int sub, float (&s)[C::kMT][4][4]) {
-#pragma unroll
-        for (int mt = 0; mt < C::kMT; ++mt)
-#pragma unroll
-            for (int u = 0; u < 4; ++u) s[mt][u][0] = s[mt][u][1] = s[mt][u][2] = s[mt][u][3] = 0.f;
-#pragma unroll
-        for (int u = 0; u < 4; ++u) {
-            const int r = sub * C::kSub + u * 8 + g;
-            uint32_t kw[D / 8];
-#pragma unroll
-            for (int i = 0; i < D / 32; ++i) {
-                const uint4 v = *reinterpret_cast<const uint4*>(kt + r * D + swizzle_bf16<D>(r, t4 * (D / 32) + i) * 8);
-                kw[4 * i + 0] = v.x;
-                kw[4 * i + 1] = v.y;
-                kw[4 * i + 2] = v.z;
-                kw[4 * i + 3] = v.w;
-            }
-#pragma unroll
-            for (int k = 0; k < C::kKS; ++k)
-#pragma unroll
-                for (int mt = 0; mt < C::kMT; ++mt) mma_bf16_16816(s[mt][u], qf[mt][k], kw[2 * k], kw[2 * k + 1]);
-        }
+        mma_qk32<D>(s, qf, kt, sub * C::kSub, g, t4);
     };
-
-    // Logits in log2 units, the row maxima (rows g and g + 8 of each m-tile) and, where one exceeds the running max
-    // by more than kRescaleSlack, the rescale of the row's sum and output.
+    // Logits in log2 units, the row maxima and the rescale where a running max moves.
     auto logits_max = [&](float (&s)[C::kMT][4][4], const float* kbt, int sub) {
-        float mx[C::kMT][2];
-#pragma unroll
-        for (int mt = 0; mt < C::kMT; ++mt) mx[mt][0] = mx[mt][1] = neg_inf();
-#pragma unroll
-        for (int u = 0; u < 4; ++u) {
-            const float2 kb2 = *reinterpret_cast<const float2*>(kbt + sub * C::kSub + u * 8 + 2 * t4);
-#pragma unroll
-            for (int mt = 0; mt < C::kMT; ++mt) {
-                s[mt][u][0] = fmaf(s[mt][u][0], p.scale_log2, kb2.x);
-                s[mt][u][1] = fmaf(s[mt][u][1], p.scale_log2, kb2.y);
-                s[mt][u][2] = fmaf(s[mt][u][2], p.scale_log2, kb2.x);
-                s[mt][u][3] = fmaf(s[mt][u][3], p.scale_log2, kb2.y);
-                mx[mt][0] = fmaxf(mx[mt][0], fmaxf(s[mt][u][0], s[mt][u][1]));
-                mx[mt][1] = fmaxf(mx[mt][1], fmaxf(s[mt][u][2], s[mt][u][3]));
-            }
-        }
-        bool raise = false;
-#pragma unroll
-        for (int mt = 0; mt < C::kMT; ++mt) {
-#pragma unroll
-            for (int hf = 0; hf < 2; ++hf) {
-                mx[mt][hf] = fmaxf(mx[mt][hf], __shfl_xor_sync(kFullMask, mx[mt][hf], 1));
-                mx[mt][hf] = fmaxf(mx[mt][hf], __shfl_xor_sync(kFullMask, mx[mt][hf], 2));
-                raise = raise || mx[mt][hf] > m_run[mt][hf] + kRescaleSlack;
-            }
-        }
-        if (__any_sync(kFullMask, raise)) {
-#pragma unroll
-            for (int mt = 0; mt < C::kMT; ++mt) {
-#pragma unroll
-                for (int hf = 0; hf < 2; ++hf) {
-                    if (mx[mt][hf] > m_run[mt][hf] + kRescaleSlack) {
-                        const float alpha = exp2_fast(m_run[mt][hf] - mx[mt][hf]);  // 0 when m_run = −inf
-                        m_run[mt][hf] = mx[mt][hf];
-                        l_run[mt][hf] *= alpha;
-#pragma unroll
-                        for (int j = 0; j < C::kNO; ++j) {
-                            o[mt][j][2 * hf] *= alpha;
-                            o[mt][j][2 * hf + 1] *= alpha;
-                        }
-                    }
-                }
-            }
-        }
+        logits_max32(s, kbt + sub * C::kSub, p.scale_log2, t4, m_run, l_run, o);
     };
-
-    // P = 2^(x − m) as bf16 A fragments (keys kk·16 + [0, 16) are n-tiles 2kk and 2kk + 1), then O += P·V with V
-    // keys sub·32 + [0, 32) of tile vt.
+    // P = 2^(x − m) as bf16 A fragments, then O += P·V with V keys sub·32 + [0, 32) of tile vt.
     auto softmax_pv = [&](float (&s)[C::kMT][4][4], const __nv_bfloat16* vt, int sub) {
         uint32_t pa[C::kMT][2][4];
-#pragma unroll
-        for (int mt = 0; mt < C::kMT; ++mt) {
-            const float mu0 = m_run[mt][0] == neg_inf() ? 0.f : m_run[mt][0];
-            const float mu1 = m_run[mt][1] == neg_inf() ? 0.f : m_run[mt][1];
-#pragma unroll
-            for (int u = 0; u < 4; ++u) {
-                s[mt][u][0] = exp2_fast(s[mt][u][0] - mu0);
-                s[mt][u][1] = exp2_fast(s[mt][u][1] - mu0);
-                s[mt][u][2] = exp2_fast(s[mt][u][2] - mu1);
-                s[mt][u][3] = exp2_fast(s[mt][u][3] - mu1);
-                l_run[mt][0] += s[mt][u][0] + s[mt][u][1];
-                l_run[mt][1] += s[mt][u][2] + s[mt][u][3];
-            }
-#pragma unroll
-            for (int kk = 0; kk < 2; ++kk) {
-                pa[mt][kk][0] = pack_bf16x2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-                pa[mt][kk][1] = pack_bf16x2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-                pa[mt][kk][2] = pack_bf16x2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-                pa[mt][kk][3] = pack_bf16x2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
-            }
-        }
-
-        // B fragment of n-tile j: keys 2t4, 2t4+1 (b0) and 2t4+8, 2t4+9 (b1) of dim g·D/8 + j.
-#pragma unroll
-        for (int kk = 0; kk < 2; ++kk) {
-            const int r0 = sub * C::kSub + kk * 16 + 2 * t4;
-            uint32_t va[D / 16], vb[D / 16], vc[D / 16], vd[D / 16];
-            load_v_words<D>(vt, r0, g, va);
-            load_v_words<D>(vt, r0 + 1, g, vb);
-            load_v_words<D>(vt, r0 + 8, g, vc);
-            load_v_words<D>(vt, r0 + 9, g, vd);
-#pragma unroll
-            for (int j = 0; j < C::kNO; ++j) {
-                const unsigned sel = (j & 1) ? 0x7632u : 0x5410u;  // high or low bf16 of both rows
-                const uint32_t b0 = __byte_perm(va[j >> 1], vb[j >> 1], sel);
-                const uint32_t b1 = __byte_perm(vc[j >> 1], vd[j >> 1], sel);
-#pragma unroll
-                for (int mt = 0; mt < C::kMT; ++mt) mma_bf16_16816(o[mt][j], pa[mt][kk], b0, b1);
-            }
-        }
+        softmax_p32(s, m_run, l_run, pa);
+        mma_pv32<D>(o, pa, vt, sub * C::kSub, g, t4);
     };
 
     if constexpr (!K::kPipe) {
